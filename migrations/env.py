@@ -1,0 +1,79 @@
+"""Alembic environment for the workbook.
+
+Close to Alembic's generic template, with two changes:
+- the URL comes from the workbook (embedded server, Docker or DATABASE_URL), not alembic.ini;
+- a caller may hand over an Engine or a Connection in config.attributes["connection"]
+  (Alembic's cookbook recipe), which is how the checks and pytest-alembic drive migrations.
+"""
+from logging.config import fileConfig
+
+from alembic import context
+from sqlalchemy import create_engine, pool
+from sqlalchemy.engine import Connection
+
+from workbook import models
+from workbook.manifest import ROOT
+
+# this is the Alembic Config object, which provides
+# access to the values within the .ini file in use.
+config = context.config
+
+# Logging as configured in alembic.ini (track files carry no logging sections of their own).
+if config.config_file_name is not None and config.attributes.get("configure_logger", True):
+    fileConfig(ROOT / "alembic.ini", disable_existing_loggers=False)
+
+# The models autogenerate and `alembic check` compare against. pytest-alembic passes its own.
+target_metadata = config.attributes.get("target_metadata") or models.metadata
+
+
+def run_migrations_offline() -> None:
+    """Run migrations in 'offline' mode: print the SQL instead of running it.
+
+    Only the dialect matters here, so no server is started for `alembic upgrade --sql`.
+    """
+    context.configure(
+        url="postgresql+psycopg://",
+        target_metadata=target_metadata,
+        literal_binds=True,
+        dialect_opts={"paramstyle": "named"},
+        transaction_per_migration=True,
+    )
+
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def do_run_migrations(connection: Connection) -> None:
+    # One transaction per revision: a failing revision does not roll back the ones before it.
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        transaction_per_migration=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    """Run migrations in 'online' mode, on a connection or engine handed over, or a new one."""
+    connectable = config.attributes.get("connection")
+    if isinstance(connectable, Connection):
+        do_run_migrations(connectable)
+        return
+    if connectable is None:
+        from workbook import db
+        from workbook.errors import WorkbookError
+
+        try:
+            connectable = create_engine(db.url(), poolclass=pool.NullPool)
+        except WorkbookError as err:
+            raise SystemExit(f"alembic: {err}") from None
+    with connectable.connect() as connection:
+        do_run_migrations(connection)
+        connection.commit()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()

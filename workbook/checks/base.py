@@ -1,0 +1,242 @@
+"""The check framework: criteria judge evidence gathered by replaying the learner's migration.
+
+An exercise's check module provides
+- CRITERIA: small judge functions made with @criterion, each with an "Assert that ..." docstring;
+- gather(replay): runs the learner's revision on a throw-away copy of the exercise's start
+  database and returns the Evidence the judges read.
+Judging never touches the database and never prints; displaying a Report is workbook.report's job.
+"""
+from __future__ import annotations
+
+import ast
+import importlib
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from workbook import db, manifest, migrate, templates
+from workbook.config import settings
+from workbook.errors import WorkbookError
+from workbook.manifest import ROOT, Exercise
+
+PASSED, FAILED, NOT_ATTEMPTED, ERROR = "passed", "failed", "not attempted", "error"
+
+
+class Incorrect(Exception):
+    """Raised by a judge: the message says what was found, what was expected and what to do."""
+
+
+@dataclass(frozen=True)
+class Criterion:
+    id: str
+    statement: str
+    required: bool
+    judge: Callable[["Evidence"], str]
+
+
+def criterion(id: str, statement: str, required: bool = True):
+    def wrap(fn: Callable[["Evidence"], str]) -> Criterion:
+        return Criterion(id, statement, required, fn)
+    return wrap
+
+
+@dataclass
+class Result:
+    id: str
+    statement: str
+    required: bool
+    outcome: str
+    message: str
+
+
+@dataclass
+class Report:
+    exercise: str
+    title: str
+    status: str
+    criteria: list[Result]
+    file: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.status == PASSED
+
+    def failed_required(self) -> list[Result]:
+        return [r for r in self.criteria if r.required and r.outcome != PASSED]
+
+
+@dataclass
+class Step:
+    """One thing the replay did (upgrade, downgrade, ...): whether it worked, and why not."""
+    ok: bool
+    error: str = ""
+    raw: str = ""  # the database's own words, for exercise-specific diagnoses
+
+
+class Evidence(dict):
+    """What the replay observed. Attribute access for readability in judges."""
+
+    __getattr__ = dict.get
+    __setattr__ = dict.__setitem__
+
+    def require(self, *steps: str) -> None:
+        for name in steps:
+            step = self.get(name)
+            if step is None:
+                raise Incorrect(f"Not checked: the {name} did not run because an earlier step failed.")
+            if not step.ok:
+                raise Incorrect(step.error)
+
+
+@dataclass
+class Replay:
+    """The throw-away database and the learner's file, handed to an exercise's gather()."""
+    exercise: Exercise
+    track_dir: Path
+    database: str
+    explain: Callable[[str], str | None] | None = None
+    evidence: Evidence = field(default_factory=Evidence)
+
+    @property
+    def path(self) -> Path:
+        return self.exercise.path(self.track_dir)
+
+    def engine(self):
+        return db.engine(self.database)
+
+    def migrate(self, conn, verb: str, target: str) -> Step:
+        """Run alembic upgrade/downgrade on conn, turning a failure into a learner's message."""
+        try:
+            migrate.run(conn, verb, target, self.track_dir)
+            return Step(True)
+        except Exception as exc:  # the learner's code may raise anything; we explain it
+            if conn.in_transaction():
+                conn.rollback()
+            raw = first_line(getattr(exc, "orig", None) or exc)
+            return Step(False, explain_failure(exc, self.path, verb, self.explain), raw)
+
+    def migrate_in_thread(self, conn, verb: str, target: str) -> tuple[threading.Thread, dict]:
+        box: dict = {}
+        thread = threading.Thread(target=lambda: box.update(step=self.migrate(conn, verb, target)),
+                                  daemon=True)
+        thread.start()
+        return thread, box
+
+
+def first_line(exc: object) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def relative(path: Path) -> str:
+    try:
+        return str(path.relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def explain_failure(exc: BaseException, path: Path, verb: str,
+                    explain: Callable[[str], str | None] | None = None) -> str:
+    line = migrate.where_in(exc, path)
+    where = f"{relative(path)}, line {line}" if line else relative(path)
+    text = first_line(getattr(exc, "orig", None) or exc)
+    low = text.lower()
+    special = explain(text) if explain else None
+    if special:
+        return f"The {verb} failed at {where}: {text}. {special}"
+    if "cannot run inside a transaction block" in low:
+        return (f"The {verb} failed at {where}: PostgreSQL said \"{text}\". Alembic runs every "
+                "revision inside a transaction, and CONCURRENTLY refuses to run in one: put the "
+                "statement inside `with op.get_context().autocommit_block():`.")
+    if "does not exist" in low:
+        return (f"The {verb} failed at {where}: {text}. Check the table and column names "
+                "against the schema (finding, lead) at this revision.")
+    return f"The {verb} failed at {where}: {type(exc).__name__}: {text}. Fix it and run the check again."
+
+
+def is_stub(path: Path) -> bool:
+    """True when upgrade() and downgrade() still do nothing (only pass, docstrings, comments)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    bodies = [node.body for node in tree.body
+              if isinstance(node, ast.FunctionDef) and node.name in ("upgrade", "downgrade")]
+    return bool(bodies) and all(
+        all(isinstance(s, ast.Pass) or (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))
+            for s in body)
+        for body in bodies)
+
+
+def preflight(ex: Exercise, track_dir: Path) -> str | None:
+    """Why the revision cannot be replayed (syntax, ids, heads), or None when it can."""
+    path = ex.path(track_dir)
+    name = relative(path)
+    if not path.exists():
+        return f"{name} is missing. Restore it from git (git checkout -- {name}) and try again."
+    try:
+        compile(path.read_text(), str(path), "exec")
+    except SyntaxError as exc:
+        return (f"{name}, line {exc.lineno}: Python cannot read it ({exc.msg}). "
+                "Fix the syntax and run the check again.")
+    if ex.revision is None:
+        return None
+    try:
+        script = migrate.script_directory(track_dir)
+        heads = script.get_heads()
+        found = script.get_revision(ex.revision)
+    except Exception as exc:  # Alembic reports a broken history in many ways
+        return (f"Alembic could not read the revision history: {first_line(exc)}. Expected {name} to "
+                f"keep revision = {ex.revision!r} and down_revision = {ex.down_revision!r}.")
+    if found is None or Path(found.path).resolve() != path.resolve():
+        return (f"{name} must keep revision = {ex.revision!r} (the checks look for it), but Alembic "
+                "did not find that revision there. Put the original id back.")
+    if found.down_revision != ex.down_revision:
+        return (f"{name} says down_revision = {found.down_revision!r}, but this exercise follows "
+                f"{ex.down_revision!r}. Set down_revision = {ex.down_revision!r}.")
+    if len(heads) > 1:
+        files = ", ".join(f"{h} ({relative(Path(script.get_revision(h).path))})" for h in sorted(heads))
+        return (f"The history has {len(heads)} heads: {files}; expected one. Delete the extra "
+                "revision, or make it follow the last one (or `alembic merge heads`).")
+    return None
+
+
+def check(name: str, track_dir: Path | str | None = None) -> Report:
+    """Judge one exercise. Never raises for the learner's mistakes; WorkbookError when it cannot run."""
+    ex = manifest.get(name)
+    track_dir = Path(track_dir) if track_dir else settings().track_dir
+    module = importlib.import_module(ex.check)
+    path = ex.path(track_dir)
+    report = lambda status, results: Report(ex.id, ex.title, status, results, relative(path))  # noqa: E731
+
+    problem = preflight(ex, track_dir)
+    if problem:
+        return report(FAILED, [Result("loads", "The file loads and fits the revision history.", True,
+                                      FAILED, problem)]
+                      + [_result(c, FAILED, "Not checked: fix the problem above first.")
+                         for c in module.CRITERIA])
+    if module.attempted(path) is False:
+        hint = f"Not attempted yet: {relative(path)} is still the stub. Start with `workbook hint {ex.number}`."
+        return report(NOT_ATTEMPTED, [_result(c, NOT_ATTEMPTED, hint) for c in module.CRITERIA])
+
+    with templates.scratch(ex.start) as database:
+        replay = Replay(ex, track_dir, database, getattr(module, "explain", None))
+        evidence = module.gather(replay)
+
+    results = [_judge(c, evidence) for c in module.CRITERIA]
+    status = PASSED if all(r.outcome == PASSED for r in results if r.required) else FAILED
+    return report(status, results)
+
+
+def _result(c: Criterion, outcome: str, message: str) -> Result:
+    return Result(c.id, c.statement, c.required, outcome, message)
+
+
+def _judge(c: Criterion, evidence: Evidence) -> Result:
+    try:
+        return _result(c, PASSED, c.judge(evidence) or "")
+    except Incorrect as exc:
+        return _result(c, FAILED, str(exc))
+
+
+def error_report(name: str, err: WorkbookError) -> Report:
+    ex = manifest.get(name)
+    return Report(ex.id, ex.title, ERROR, [Result("run", "The check could run.", True, ERROR, str(err))])

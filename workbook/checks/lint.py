@@ -1,0 +1,60 @@
+"""Advisory checks on the SQL a revision would run, rendered offline (`alembic upgrade a:b --sql`)."""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tempfile
+
+from workbook import migrate
+from workbook.checks.base import Incorrect, Replay, first_line
+
+
+def revision_sql(r: Replay) -> dict:
+    """The revision's upgrade and downgrade SQL, or why it cannot be rendered without a database."""
+    ex = r.exercise
+    sql: dict = {}
+    for verb, span in (("upgrade", f"{ex.down_revision}:{ex.revision}"),
+                       ("downgrade", f"{ex.revision}:{ex.down_revision}")):
+        try:
+            sql[verb] = migrate.render_sql(verb, span, r.track_dir)
+        except Exception as exc:  # e.g. the revision reads from the database, which offline mode cannot
+            sql["error"] = first_line(exc)
+    return sql
+
+
+def _upgrade_sql(sql: dict | None) -> str:
+    if not sql or "upgrade" not in sql:
+        why = (sql or {}).get("error", "it could not be rendered")
+        raise Incorrect(f"Could not render the revision as SQL offline ({why}), so this was not checked.")
+    return sql["upgrade"]
+
+
+def require_lock_timeout(sql: dict | None) -> str:
+    if "lock_timeout" not in _upgrade_sql(sql).lower():
+        raise Incorrect("The upgrade sets no lock_timeout. A DDL statement that waits for its lock "
+                        "makes every later query on the table wait behind it; add "
+                        "op.execute(\"SET lock_timeout = '5s'\") before it.")
+    return "The upgrade sets lock_timeout."
+
+
+def squawk_verdict(sql: dict | None, ignore: dict[str, str] | None = None) -> str:
+    """Run squawk on the upgrade SQL. `ignore` maps rule -> why this exercise accepts it."""
+    text = _upgrade_sql(sql)
+    exe = shutil.which("squawk")
+    if exe is None:
+        raise Incorrect("squawk is not installed (pip install squawk-cli), so the SQL was not linted.")
+    with tempfile.NamedTemporaryFile("w", suffix=".sql") as f:
+        f.write(text)
+        f.flush()
+        proc = subprocess.run([exe, "--reporter", "gcc", "--pg-version", "15", f.name],
+                              capture_output=True, text=True, timeout=30)
+    found = re.findall(r":(\d+):\d+: (?:warning|error): ([a-z0-9-]+) (.*)", proc.stdout)
+    ignore = ignore or {}
+    kept = [(line, rule, msg) for line, rule, msg in found if rule not in ignore]
+    skipped = sorted({rule for _, rule, _ in found if rule in ignore})
+    note = "".join(f" ({rule} is set aside: {ignore[rule]})" for rule in skipped)
+    if kept:
+        listed = "; ".join(f"{rule} at SQL line {line}: {msg.strip()}" for line, rule, msg in kept[:3])
+        raise Incorrect(f"squawk reports {len(kept)} issue(s): {listed}.{note}")
+    return "squawk reports nothing." + note

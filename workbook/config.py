@@ -1,0 +1,76 @@
+"""Every setting in one place, read from the environment when asked, never at import time.
+
+WORKBOOK_DB         embedded (default) | docker | url
+DATABASE_URL        the server and database to use when WORKBOOK_DB=url
+WORKBOOK_TRACK      exercises (default) | solutions | a folder laid out like them
+WORKBOOK_DATA_DIR   where the embedded server and the hint log live (default: .workbook/)
+WORKBOOK_SCALE      fraction of the default data size (default 1.0); tests and CI use 1.0
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from workbook.errors import WorkbookError
+from workbook.manifest import ROOT
+
+MODES = ("embedded", "docker", "url")
+TRACKS = ("exercises", "solutions")
+
+
+@dataclass(frozen=True)
+class Settings:
+    mode: str
+    database_url: str | None
+    track_dir: Path
+    data_dir: Path
+    scale: float
+
+    @property
+    def track(self) -> str:
+        return self.track_dir.name if self.track_dir.parent == ROOT else str(self.track_dir)
+
+
+def settings() -> Settings:
+    mode = os.environ.get("WORKBOOK_DB", "embedded").strip().lower() or "embedded"
+    if mode not in MODES:
+        raise WorkbookError(
+            f"WORKBOOK_DB is {mode!r}, but it must be one of {', '.join(MODES)}. "
+            "Unset it to use the embedded server."
+        )
+    url = os.environ.get("DATABASE_URL") or None
+    if mode == "url" and not url:
+        raise WorkbookError(
+            "WORKBOOK_DB=url but DATABASE_URL is not set. "
+            "Set it, for example DATABASE_URL=postgresql://user:password@host:5432/mydb."
+        )
+    return Settings(
+        mode=mode,
+        database_url=url,
+        track_dir=track_dir(),
+        data_dir=Path(os.environ.get("WORKBOOK_DATA_DIR") or ROOT / ".workbook").resolve(),
+        scale=_scale(),
+    )
+
+
+def track_dir(name: str | None = None) -> Path:
+    name = name or os.environ.get("WORKBOOK_TRACK") or "exercises"
+    path = ROOT / name if name in TRACKS else Path(name).expanduser().resolve()
+    if not (path / "versions").is_dir():
+        raise WorkbookError(
+            f"WORKBOOK_TRACK is {name!r}, but {path}/versions does not exist. "
+            "Use 'exercises' (your work) or 'solutions' (the reference answers)."
+        )
+    return path
+
+
+def _scale() -> float:
+    raw = os.environ.get("WORKBOOK_SCALE", "1")
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1
+    if not 0 < value <= 10:
+        raise WorkbookError(f"WORKBOOK_SCALE is {raw!r}; use a number between 0 and 10, such as 0.1 or 1.")
+    return value

