@@ -20,6 +20,7 @@ def upgrade() -> None:
     # ADD COLUMN takes ACCESS EXCLUSIVE, if only for a moment. Behind a long query it would
     # queue every later query on lead, so give up after 5 s instead (and retry later).
     op.execute("SET LOCAL lock_timeout = '5s'")
+    op.execute("SET LOCAL statement_timeout = '5s'")  # the change itself is instant
     # server_default, not default: the database itself must know the value, both for the rows
     # that exist now and for INSERTs that do not go through SQLAlchemy. A constant default is
     # kept in the catalog (PostgreSQL 11+), so the table is not rewritten.

@@ -235,6 +235,8 @@ def _judge(c: Criterion, evidence: Evidence) -> Result:
         return _result(c, PASSED, c.judge(evidence) or "")
     except Incorrect as exc:
         return _result(c, FAILED, str(exc))
+    except Exception as exc:  # a bug in the judge must not hide the other verdicts
+        return _result(c, ERROR, f"The check itself failed here ({exc!r}); please report it.")
 
 
 def error_report(name: str, err: WorkbookError) -> Report:

@@ -1,0 +1,192 @@
+"""Exercise 3: 'info' becomes 'informational', nothing else changes, and the downgrade is exact."""
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from workbook import schema
+from workbook.checks.base import Evidence, Incorrect, Replay, criterion, is_stub
+
+# Each row's severity and a fingerprint of its other columns, taken before the upgrade, in the
+# probe schema the snapshots ignore. Severity plus fingerprint stand for the whole row.
+BEFORE = """
+CREATE SCHEMA IF NOT EXISTS wb_probe;
+CREATE TABLE wb_probe.before AS
+    SELECT id, severity, hashtextextended(row({rest})::text, 0) AS rest FROM finding AS f
+"""
+
+
+def attempted(path) -> bool:
+    return not is_stub(path)
+
+
+def gather(r: Replay) -> Evidence:
+    ev = r.evidence
+    eng = r.engine()
+    with eng.connect() as conn:
+        rest = ", ".join(f"f.{c}" for c in schema.columns_of(conn, "finding") if c != "severity")
+        ev.rest_expr = rest
+        for stmt in BEFORE.format(rest=rest).split(";"):
+            conn.execute(sa.text(stmt))
+        ev.before_schema = schema.snapshot(conn)
+        ev.counts_before = counts(conn)
+        conn.commit()
+        ev.upgrade = r.migrate(conn, "upgrade", r.exercise.revision)
+        if ev.upgrade.ok:
+            ev.counts_after = counts(conn)
+            ev.changes = changes_after_upgrade(conn, rest)
+            ev.batches = batches(conn)
+            conn.commit()
+            ev.downgrade = r.migrate(conn, "downgrade", r.exercise.down_revision)
+            if ev.downgrade.ok:
+                ev.restored = differences(conn, rest)
+                ev.after_downgrade_schema = schema.snapshot(conn)
+                conn.commit()
+                ev.upgrade_again = r.migrate(conn, "upgrade", r.exercise.revision)
+                if ev.upgrade_again.ok:
+                    ev.counts_again = counts(conn)
+    eng.dispose()
+    return ev
+
+
+def counts(conn) -> dict[str, int]:
+    return dict(conn.execute(sa.text("SELECT severity, count(*) FROM finding GROUP BY severity")).all())
+
+
+def compare(conn, rest: str) -> list[tuple]:
+    """(severity before, severity now, other columns changed, rows, an example id), per group.
+
+    Rows that vanished have severity now = None; rows that are new have severity before = None.
+    """
+    return [tuple(r) for r in conn.execute(sa.text(f"""
+        SELECT b.severity, f.severity,
+               coalesce(hashtextextended(row({rest})::text, 0) <> b.rest, false), count(*),
+               min(coalesce(b.id, f.id))
+        FROM wb_probe.before b FULL JOIN finding f USING (id)
+        GROUP BY 1, 2, 3 ORDER BY 4 DESC""")).all()]
+
+
+def changes_after_upgrade(conn, rest: str) -> dict:
+    """Rows whose other columns changed, and rows that were not 'info' but changed severity."""
+    groups = compare(conn, rest)
+    def tally(rows):
+        rows = list(rows)
+        return sum(r[3] for r in rows), min((r[4] for r in rows), default=None)
+    return {
+        "other_columns": tally(r for r in groups if r[2]),
+        "not_info": tally(r for r in groups if r[0] not in (None, "info") and r[1] != r[0]),
+        "missing": tally(r for r in groups if r[1] is None)[0],
+    }
+
+
+def batches(conn) -> dict:
+    """How the updated rows were committed: one xmin per transaction that last wrote them."""
+    row = conn.execute(sa.text(
+        "SELECT count(*), coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM finding f "
+        "JOIN wb_probe.before b USING (id) WHERE b.severity = 'info' GROUP BY f.xmin::text) AS t")).one()
+    return {"transactions": row[0], "largest": row[1]}
+
+
+def differences(conn, rest: str) -> dict:
+    """Rows that differ from before the upgrade, grouped by (severity before, severity now)."""
+    rows = [(was, now, n, example) for was, now, other, n, example in compare(conn, rest)
+            if was is None or now is None or was != now or other]
+    return {"total": sum(r[2] for r in rows), "groups": rows}
+
+
+@criterion("no_info_left", "After the upgrade no finding says 'info'.")
+def no_info_left(ev: Evidence) -> str:
+    """Assert that the rename reached every row."""
+    ev.require("upgrade")
+    left = ev.counts_after.get("info", 0)
+    if left:
+        raise Incorrect(f"After the upgrade {left:,} findings still say 'info'; expected none. "
+                        "Check the WHERE clause of your UPDATE (spelling, quotes).")
+    return f"No finding says 'info' (there were {ev.counts_before.get('info', 0):,})."
+
+
+@criterion("informational_count", "'informational' count = old 'info' count + old 'informational' count.")
+def informational_count(ev: Evidence) -> str:
+    """Assert that the renamed rows joined the ones already spelled 'informational', no more, no fewer."""
+    ev.require("upgrade")
+    info, already = ev.counts_before.get("info", 0), ev.counts_before.get("informational", 0)
+    now = ev.counts_after.get("informational", 0)
+    if now != info + already:
+        raise Incorrect(f"{now:,} findings say 'informational' after the upgrade; expected {info:,} "
+                        f"(were 'info') + {already:,} (already 'informational') = {info + already:,}.")
+    return f"{now:,} = {info:,} renamed + {already:,} already 'informational'."
+
+
+@criterion("nothing_else_changed", "Every other column of every row, and every row that was not 'info', is as before.")
+def nothing_else_changed(ev: Evidence) -> str:
+    """Assert that a data migration changes what it means to change and nothing more."""
+    ev.require("upgrade")
+    ch = ev.changes
+    problems = []
+    if ch["missing"]:
+        problems.append(f"{ch['missing']:,} rows are gone")
+    if ch["not_info"][0]:
+        problems.append(f"{ch['not_info'][0]:,} rows that did not say 'info' changed severity (e.g. id {ch['not_info'][1]})")
+    if ch["other_columns"][0]:
+        problems.append(f"{ch['other_columns'][0]:,} rows changed in other columns (e.g. id {ch['other_columns'][1]})")
+    if problems:
+        raise Incorrect("The upgrade changed more than 'info' rows: " + "; ".join(problems)
+                        + ". Expected only severity of 'info' rows to change: does your UPDATE have its WHERE?")
+    return "Only the severity of the 'info' rows changed."
+
+
+@criterion("downgrade_exact", "Downgrade restores the table exactly (per-row checksums match).")
+def downgrade_exact(ev: Evidence) -> str:
+    """Assert that a rollback gives back the data as it was, not merely data of the same shape."""
+    ev.require("upgrade", "downgrade")
+    diff = ev.restored
+    if diff["total"]:
+        parts = []
+        for before, now, n, example in diff["groups"][:3]:
+            if before is None:
+                parts.append(f"{n:,} rows that did not exist (e.g. id {example})")
+            elif now is None:
+                parts.append(f"{n:,} rows missing (e.g. id {example})")
+            elif before != now:
+                parts.append(f"{n:,} rows say '{now}' but said '{before}' (e.g. id {example})")
+            else:
+                parts.append(f"{n:,} rows changed in other columns (e.g. id {example})")
+        extra = ""
+        if any(b == "informational" and n == "info" for b, n, *_ in diff["groups"]):
+            extra = (" The reverse UPDATE cannot tell the rows the upgrade changed from the ones that "
+                     "were already 'informational': record which ids the upgrade changed.")
+        raise Incorrect(f"After the downgrade {diff['total']:,} rows differ from before the upgrade: "
+                        + "; ".join(parts) + "." + extra)
+    changes = schema.diff(ev.before_schema, ev.after_downgrade_schema)
+    if changes:
+        raise Incorrect("The rows are back, but the schema differs from before the upgrade: "
+                        + "; ".join(changes[:3]) + ". Drop what the upgrade created.")
+    return "Every row matches its checksum from before the upgrade, and the schema is unchanged."
+
+
+@criterion("upgrade_again", "Upgrade after downgrade works again, with the same result.")
+def upgrade_again(ev: Evidence) -> str:
+    """Assert that the migration can be re-applied after a rollback and converges to the same data."""
+    ev.require("upgrade", "downgrade", "upgrade_again")
+    if ev.counts_again != ev.counts_after:
+        raise Incorrect(f"The second upgrade gave severity counts {ev.counts_again}, the first "
+                        f"{ev.counts_after}; expected the same.")
+    return "The second upgrade gave the same severity counts as the first."
+
+
+@criterion("batched", "Advisory: the update ran in batches, each its own transaction.", required=False)
+def batched(ev: Evidence) -> str:
+    """Assert that no single transaction held the row locks of every renamed row.
+
+    Each committed transaction stamps the rows it wrote with its own xmin, so the number of
+    distinct xmin values among the renamed rows is the number of transactions that wrote them.
+    """
+    ev.require("upgrade")
+    b = ev.batches
+    if b["transactions"] <= 1:
+        raise Incorrect(f"All {b['largest']:,} renamed rows were written by one transaction, which "
+                        "held all their row locks until it committed. Batch the UPDATE inside "
+                        "op.get_context().autocommit_block().")
+    return f"{b['transactions']} transactions wrote the renamed rows; the largest wrote {b['largest']:,}."
+
+
+CRITERIA = [no_info_left, informational_count, nothing_else_changed, downgrade_exact, upgrade_again, batched]
