@@ -17,7 +17,7 @@ from typing import Callable
 
 from workbook import db, manifest, migrate, templates
 from workbook.config import settings
-from workbook.errors import WorkbookError
+from workbook.errors import WorkbookError  # noqa: F401  (re-exported for callers)
 from workbook.manifest import ROOT, Exercise
 
 PASSED, FAILED, NOT_ATTEMPTED, ERROR = "passed", "failed", "not attempted", "error"

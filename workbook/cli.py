@@ -1,0 +1,154 @@
+"""The `workbook` command: database, reset, check, hint, progress, solution."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+from workbook.errors import WorkbookError
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except WorkbookError as err:
+        print(f"workbook: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="workbook", description="The Alembic migration workbook.")
+    sub = p.add_subparsers(required=True, metavar="COMMAND")
+
+    d = sub.add_parser("db", help="start, stop or show the database (WORKBOOK_DB picks which)")
+    d.add_argument("action", choices=["up", "down", "status", "url"])
+    d.set_defaults(func=cmd_db)
+
+    r = sub.add_parser("reset", help="put your database at an exercise's start (default: 01)")
+    r.add_argument("exercise", nargs="?", default="01")
+    r.set_defaults(func=cmd_reset)
+
+    c = sub.add_parser("check", help="check an exercise (exit 0 passed, 1 not yet, 2 could not run)")
+    c.add_argument("exercise")
+    c.add_argument("--json", action="store_true", help="print one JSON object")
+    c.set_defaults(func=cmd_check)
+
+    h = sub.add_parser("hint", help="the next hint for an exercise (or hint N)")
+    h.add_argument("exercise")
+    h.add_argument("number", nargs="?", type=int)
+    h.set_defaults(func=cmd_hint)
+
+    g = sub.add_parser("progress", help="run every check and show how far you are")
+    g.set_defaults(func=cmd_progress)
+
+    s = sub.add_parser("solution", help="show the reference solution (after your check passes)")
+    s.add_argument("exercise")
+    s.add_argument("--force", action="store_true", help="show it even if your check does not pass")
+    s.set_defaults(func=cmd_solution)
+
+    a = sub.add_parser("alembic", help="run alembic on the track in WORKBOOK_TRACK",
+                       prefix_chars="\0")  # pass every option through to alembic
+    a.add_argument("args", nargs=argparse.REMAINDER)
+    a.set_defaults(func=cmd_alembic)
+    return p
+
+
+def cmd_db(args) -> int:
+    from workbook import db
+
+    b = db.backend()
+    if args.action == "up":
+        print(b.up() if hasattr(b, "up") else _start(b))
+    elif args.action == "down":
+        print(b.stop())
+        db.forget()
+    elif args.action == "status":
+        for key, value in b.status().items():
+            print(f"{key:>9}: {value}")
+    else:
+        print(db.url())
+    return 0
+
+
+def _start(b) -> str:
+    from workbook import db
+
+    db.ensure_ready()
+    return f"{b.describe()} is running."
+
+
+def cmd_reset(args) -> int:
+    from workbook import manifest, templates
+
+    ex = manifest.get(args.exercise)
+    info = templates.reset(ex)
+    print(f"Database {info['database']} is at the start of exercise {ex.number} "
+          f"(revision {info['revision']}).")
+    return 0
+
+
+def cmd_check(args) -> int:
+    from workbook import report
+    from workbook.checks import base
+
+    try:
+        result = base.check(args.exercise)
+    except WorkbookError as err:
+        result = base.error_report(args.exercise, err)
+    print(report.as_json(result) if args.json else report.as_text(result))
+    return {base.PASSED: 0, base.ERROR: 2}.get(result.status, 1)
+
+
+def cmd_hint(args) -> int:
+    from workbook import hints
+
+    print(hints.hint(args.exercise, args.number))
+    return 0
+
+
+def cmd_progress(args) -> int:
+    from workbook import manifest, report
+    from workbook.checks import base
+
+    done = 0
+    for ex in manifest.exercises():
+        try:
+            status = base.check(ex.id).status
+        except WorkbookError as err:
+            status = base.ERROR
+            print(f"  (exercise {ex.number}: {err})", file=sys.stderr)
+        done += status == base.PASSED
+        print(f"  {report.MARK[status]} {ex.number} {ex.title:<42} {status}")
+    total = len(manifest.exercises())
+    print(f"{done} of {total} exercises passed ({100 * done // total} % complete).")
+    return 0
+
+
+def cmd_solution(args) -> int:
+    from workbook import manifest
+    from workbook.checks import base
+    from workbook.manifest import ROOT
+
+    ex = manifest.get(args.exercise)
+    if not args.force and not base.check(ex.id).passed:
+        print(f"Your check for exercise {ex.number} does not pass yet, so the reference stays hidden: "
+              f"try `workbook hint {ex.number}`, or add --force to see it anyway.")
+        return 1
+    print((ROOT / "solutions" / ex.file).read_text())
+    return 0
+
+
+def cmd_alembic(args) -> int:
+    from workbook import migrate
+
+    env = {**os.environ, "ALEMBIC_CONFIG": str(migrate.ini_file())}
+    return subprocess.call([sys.executable, "-m", "alembic", *args.args], env=env)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,35 @@
+"""Progressive hints: each call shows one more, and the workbook remembers how far you got."""
+from __future__ import annotations
+
+import json
+
+from workbook import manifest
+from workbook.config import settings
+
+
+def _log_path():
+    return settings().data_dir / "hints.json"
+
+
+def _seen() -> dict[str, int]:
+    try:
+        return json.loads(_log_path().read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def hint(name: str, number: int | None = None) -> str:
+    """Hint `number` of an exercise, or the next one not yet shown."""
+    ex = manifest.get(name)
+    seen = _seen()
+    if number is None:
+        number = min(seen.get(ex.id, 0) + 1, len(ex.hints))
+    number = max(1, min(int(number), len(ex.hints)))
+    if number > seen.get(ex.id, 0):
+        seen[ex.id] = number
+        path = _log_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(seen, indent=1))
+    more = (f" (run it again for hint {number + 1} of {len(ex.hints)})" if number < len(ex.hints)
+            else " (that was the last one)")
+    return f"Hint {number} of {len(ex.hints)} for exercise {ex.number}{more}:\n{ex.hints[number - 1]}"
