@@ -1,0 +1,49 @@
+"""Shared helpers: every test runs against a real PostgreSQL (embedded, or DATABASE_URL in CI)."""
+from __future__ import annotations
+
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from workbook.checks import base
+from workbook.manifest import ROOT
+
+
+@pytest.fixture(scope="session", autouse=True)
+def database_ready():
+    from workbook import db
+    db.ensure_ready()
+
+
+def make_track(tmp_path: Path, **files: str) -> Path:
+    """A copy of the solutions track with some files replaced: {'01_add_index': source}."""
+    track = tmp_path / "track"
+    shutil.copytree(ROOT / "solutions", track)
+    for name, source in files.items():
+        target = track / "versions" / f"{name}.py" if not name.endswith(".py") else track / name
+        target.write_text(textwrap.dedent(source).lstrip())
+    return track
+
+
+def revision(rev: str, down: str, upgrade: str, downgrade: str) -> str:
+    """A small revision module with the given bodies (indented by the caller's dedent)."""
+    return (
+        "import sqlalchemy as sa\nfrom alembic import op\n\n"
+        f"revision = {rev!r}\ndown_revision = {down!r}\n\n\n"
+        "def upgrade():\n" + textwrap.indent(textwrap.dedent(upgrade).strip() or "pass", "    ") + "\n\n\n"
+        "def downgrade():\n" + textwrap.indent(textwrap.dedent(downgrade).strip() or "pass", "    ") + "\n"
+    )
+
+
+def outcomes(report: base.Report) -> dict[str, str]:
+    return {r.id: r.outcome for r in report.criteria}
+
+
+def message(report: base.Report, criterion: str) -> str:
+    return next(r.message for r in report.criteria if r.id == criterion)
+
+
+def only_failures(report: base.Report) -> set[str]:
+    return {r.id for r in report.criteria if r.required and r.outcome != base.PASSED}

@@ -1,0 +1,48 @@
+"""Exercise 3's check: the seeds' pair looks right and is caught only by the exact-rollback criterion."""
+from conftest import make_track, message, only_failures, outcomes, revision
+from workbook.checks import base
+from workbook.manifest import ROOT
+
+REV, DOWN = "ex03_data_migration", "ex02_column_default"
+UP = "op.execute(\"UPDATE finding SET severity = 'informational' WHERE severity = 'info'\")"
+NAIVE_DOWN = "op.execute(\"UPDATE finding SET severity = 'info' WHERE severity = 'informational'\")"
+
+
+def check_with(tmp_path, upgrade, downgrade):
+    return base.check("03", make_track(tmp_path, **{"03_data_migration": revision(REV, DOWN, upgrade, downgrade)}))
+
+
+def test_solution_passes_every_criterion():
+    report = base.check("03", ROOT / "solutions")
+    assert report.status == base.PASSED
+    assert set(outcomes(report).values()) == {base.PASSED}
+
+
+def test_untouched_stub_is_not_attempted():
+    assert base.check("03", ROOT / "exercises").status == base.NOT_ATTEMPTED
+
+
+def test_seeds_pair_fails_only_the_exact_rollback(tmp_path):
+    report = check_with(tmp_path, UP, NAIVE_DOWN)
+    assert only_failures(report) == {"downgrade_exact"}
+    text = message(report, "downgrade_exact")
+    assert "400 rows say 'info' but said 'informational'" in text
+    assert outcomes(report)["batched"] == base.FAILED  # advisory: one big transaction
+
+
+def test_empty_downgrade(tmp_path):
+    report = check_with(tmp_path, UP, "pass")
+    assert only_failures(report) == {"downgrade_exact"}
+    assert "say 'informational' but said 'info'" in message(report, "downgrade_exact")
+
+
+def test_where_with_the_wrong_spelling(tmp_path):
+    report = check_with(tmp_path, UP.replace("'info'", "'Info'"), NAIVE_DOWN)
+    assert {"no_info_left", "informational_count"} <= only_failures(report)
+    assert "still say 'info'" in message(report, "no_info_left")
+
+
+def test_update_without_where(tmp_path):
+    report = check_with(tmp_path, "op.execute(\"UPDATE finding SET severity = 'informational'\")", NAIVE_DOWN)
+    assert "nothing_else_changed" in only_failures(report)
+    assert "did not say 'info' changed severity" in message(report, "nothing_else_changed")
