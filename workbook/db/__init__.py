@@ -29,7 +29,7 @@ def backend():
         from workbook.db.docker import Docker
 
         return Docker()
-    from workbook.db.url import FromURL
+    from workbook.db.external import FromURL
 
     return FromURL(s.database_url)
 

@@ -1,0 +1,61 @@
+"""The manifest, the mirrored trees and docker-compose.yml agree with each other."""
+import ast
+import json
+
+import jsonschema
+import yaml
+
+from workbook import manifest
+from workbook.checks.base import is_stub
+from workbook.db import docker
+from workbook.manifest import ROOT
+
+COMPOSE_SCHEMA = ROOT.parent / "shared" / "compose-spec" / "compose-spec.json"
+
+
+def assignments(path):
+    tree = ast.parse(path.read_text())
+    return {t.id: node.value.value for node in tree.body if isinstance(node, ast.Assign)
+            for t in node.targets if isinstance(t, ast.Name) and isinstance(node.value, ast.Constant)}
+
+
+def test_exercise_and_solution_trees_mirror_each_other():
+    files = lambda top: sorted(p.relative_to(top) for p in top.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    assert files(ROOT / "exercises") == files(ROOT / "solutions")
+
+
+def test_manifest_matches_the_files():
+    for ex in manifest.exercises():
+        for track in ("exercises", "solutions"):
+            path = ROOT / track / ex.file
+            assert path.exists(), path
+            if ex.revision:
+                ids = assignments(path)
+                assert (ids["revision"], ids.get("down_revision")) == (ex.revision, ex.down_revision), path
+        assert (ROOT / ex.notebook).exists(), ex.notebook
+        assert ex.hints, ex.id
+
+
+def test_stubs_are_stubs_and_solutions_are_not():
+    for ex in manifest.exercises():
+        if ex.revision:
+            assert is_stub(ROOT / "exercises" / ex.file)
+            assert not is_stub(ROOT / "solutions" / ex.file)
+
+
+def test_compose_file_is_valid_and_matches_the_workbook():
+    doc = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    jsonschema.validate(doc, json.loads(COMPOSE_SCHEMA.read_text()))
+    pg = doc["services"]["postgres"]
+    assert pg["image"].split(":")[1].split(".")[0] == "18"
+    assert any(v.endswith(":/var/lib/postgresql") for v in pg["volumes"])  # not .../data on 18
+    assert pg["ports"] == [f"{docker.HOST}:{docker.PORT}:5432"]  # loopback only
+    env = pg["environment"]
+    assert (env["POSTGRES_USER"], env["POSTGRES_PASSWORD"], env["POSTGRES_DB"]) == (docker.USER, docker.PASSWORD, docker.DATABASE)
+    assert "pg_isready" in " ".join(pg["healthcheck"]["test"])
+
+
+def test_requirements_are_all_pinned():
+    lines = [l.split(";")[0].strip() for l in (ROOT / "requirements.txt").read_text().splitlines()
+             if l.strip() and not l.startswith("#")]
+    assert lines and all("==" in l for l in lines), lines

