@@ -1,0 +1,56 @@
+"""The check framework and its views, independent of any one exercise."""
+import json
+
+import pytest
+
+from conftest import make_track, revision
+from workbook import notebook, report
+from workbook.checks import base
+from workbook.manifest import ROOT
+
+
+def test_stub_detection_ignores_comments_and_docstrings(tmp_path):
+    path = tmp_path / "x.py"
+    path.write_text(revision("r", "b", '"""Nothing yet."""\n# TODO later', "pass"))
+    assert base.is_stub(path)
+    path.write_text(revision("r", "b", "op.execute('SELECT 1')", "pass"))
+    assert not base.is_stub(path)
+
+
+def test_notebook_check_raises_naming_the_failed_criteria(monkeypatch, capsys):
+    monkeypatch.setenv("WORKBOOK_TRACK", "exercises")
+    with pytest.raises(AssertionError, match="not attempted: index_exists, planner_uses_it"):
+        notebook.check("01")
+    assert "not attempted yet" in capsys.readouterr().out
+
+
+def test_notebook_check_returns_the_report_when_it_passes(monkeypatch):
+    monkeypatch.setenv("WORKBOOK_TRACK", "solutions")
+    assert notebook.check("02").passed
+
+
+def test_views_render_the_same_report(tmp_path):
+    track = make_track(tmp_path, **{"02_column_default": revision(
+        "ex02_column_default", "ex01_add_index",
+        "op.add_column('lead', sa.Column('priority', sa.String(20), nullable=True))",
+        "op.drop_column('lead', 'priority')")})
+    result = base.check("02", track)
+    text, html, doc = report.as_text(result), report.as_html(result), json.loads(report.as_json(result))
+    assert "✗ lead.priority exists" in text and "allows NULL" in text
+    assert "allows NULL" in html and "<table>" in html
+    assert doc["status"] == "failed" and doc["passed"] is False
+    assert {c["id"]: c["outcome"] for c in doc["criteria"]}["no_rewrite"] == "passed"
+
+
+def test_a_hand_made_index_is_not_a_migration(tmp_path):
+    import sqlalchemy as sa
+    from workbook import db, manifest, templates
+    templates.reset(manifest.get("01"))
+    with db.engine().connect() as conn:  # made by hand in the learner's database
+        conn.execute(sa.text("CREATE INDEX ix_finding_severity ON finding (severity)"))
+        conn.commit()
+    track = make_track(tmp_path, **{"01_add_index": revision(
+        "ex01_add_index", "baseline", "op.execute('SELECT 1')", "pass")})
+    result = base.check("01", track)
+    assert {r.id: r.outcome for r in result.criteria}["index_exists"] == base.FAILED
+    assert "no index named ix_finding_severity" in result.criteria[0].message
