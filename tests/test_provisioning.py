@@ -144,3 +144,29 @@ def test_solution_stays_hidden_until_the_check_passes():
     proc = run_cli("solution", "01")
     assert proc.returncode == 1 and "does not pass yet" in proc.stdout
     assert "autocommit_block" in run_cli("solution", "01", "--force").stdout
+
+
+def test_docker_without_compose_or_engine_is_explained():
+    proc = run_cli("db", "up", env={"WORKBOOK_DB": "docker"})
+    if proc.returncode == 0:  # a machine with a working Docker engine
+        run_cli("db", "down", env={"WORKBOOK_DB": "docker"})
+        pytest.skip("Docker works here")
+    assert proc.returncode == 2
+    assert "without the Compose plugin" in proc.stderr or "engine is not running" in proc.stderr \
+        or "docker command is not installed" in proc.stderr, proc.stderr
+    assert "Usage:" not in proc.stderr
+
+
+def test_old_server_is_refused(monkeypatch):
+    monkeypatch.setattr(db, "MIN_SERVER_VERSION", 990000)
+    with pytest.raises(WorkbookError, match="needs 99 or newer"):
+        db.wait_until_answering(db.backend())
+
+
+@pytest.mark.parametrize("said, expected", [
+    ('FATAL:  password authentication failed for user "bob"', "refused the password"),
+    ('FATAL:  database "nope" does not exist', "has no such database"),
+])
+def test_connection_failures_are_named(said, expected):
+    b = db.backend()
+    assert expected in db.explain(Exception(said), b)

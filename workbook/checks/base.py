@@ -241,4 +241,4 @@ def _judge(c: Criterion, evidence: Evidence) -> Result:
 
 def error_report(name: str, err: WorkbookError) -> Report:
     ex = manifest.get(name)
-    return Report(ex.id, ex.title, ERROR, [Result("run", "The check could run.", True, ERROR, str(err))])
+    return Report(ex.id, ex.title, ERROR, [Result("run", "The database answered and the check ran.", True, ERROR, str(err))])

@@ -91,14 +91,16 @@ def wait_until_answering(b, timeout: float = 20.0) -> None:
             time.sleep(0.25)
     if int(version) < MIN_SERVER_VERSION:
         raise WorkbookError(
-            f"The server runs PostgreSQL {int(version) // 10000}, but the workbook needs 13 or newer. "
+            f"The server runs PostgreSQL {int(version) // 10000}, but the workbook needs "
+            f"{MIN_SERVER_VERSION // 10000} or newer. "
             "Point DATABASE_URL at a newer server, or use the embedded one (unset WORKBOOK_DB)."
         )
 
 
 def _transient(exc: Exception) -> bool:
+    """A server that is still starting answers, but not yet; one that is down just refuses."""
     text = str(exc).lower()
-    return "starting up" in text or "connection refused" in text or "no such file" in text
+    return "starting up" in text or "not yet accepting" in text
 
 
 @contextlib.contextmanager

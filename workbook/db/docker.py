@@ -40,7 +40,13 @@ class Docker:
         proc = subprocess.run(["docker", "compose", *args], cwd=ROOT, capture_output=True, text=True)
         if proc.returncode != 0:
             err = (proc.stderr or proc.stdout).strip()
-            if "cannot connect to the docker daemon" in err.lower() or "docker.sock" in err.lower():
+            low = err.lower()
+            if "unknown command" in low or "unknown shorthand flag" in low or "not a docker command" in low:
+                raise WorkbookError(
+                    "Docker is installed but without the Compose plugin (`docker compose`). Install "
+                    "Docker Compose v2, or unset WORKBOOK_DB to use the embedded server."
+                )
+            if "cannot connect to the docker daemon" in low or "docker.sock" in low:
                 raise WorkbookError(
                     "Docker is installed but its engine is not running. Start Docker Desktop "
                     "(or `sudo systemctl start docker`), or unset WORKBOOK_DB to use the embedded server."
