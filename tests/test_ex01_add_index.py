@@ -117,3 +117,10 @@ def test_upgrade_that_raises_names_the_line(tmp_path):
     report = check(track)
     text = message(report, "index_exists")
     assert "RuntimeError: half-written migration" in text and "line 9" in text
+
+
+def test_missing_table_is_named(tmp_path):
+    track = make_track(tmp_path, **{"01_add_index": revision(
+        REV, DOWN, "op.create_index('ix_finding_severity', 'findings', ['severity'])", "pass")})
+    text = message(check(track), "index_exists")
+    assert 'relation "findings" does not exist' in text and "table and column names" in text

@@ -24,9 +24,10 @@ def test_notebook_check_raises_naming_the_failed_criteria(monkeypatch, capsys):
     assert "not attempted yet" in capsys.readouterr().out
 
 
-def test_notebook_check_returns_the_report_when_it_passes(monkeypatch):
+def test_notebook_check_shows_a_pass_without_raising(monkeypatch, capsys):
     monkeypatch.setenv("WORKBOOK_TRACK", "solutions")
-    assert notebook.check("02").passed
+    assert notebook.check("02") is None
+    assert "passed: every required criterion holds" in capsys.readouterr().out
 
 
 def test_views_render_the_same_report(tmp_path):
@@ -54,3 +55,15 @@ def test_a_hand_made_index_is_not_a_migration(tmp_path):
     result = base.check("01", track)
     assert {r.id: r.outcome for r in result.criteria}["index_exists"] == base.FAILED
     assert "no index named ix_finding_severity" in result.criteria[0].message
+
+
+def test_a_failed_replay_leaves_no_scratch_database(tmp_path):
+    import sqlalchemy as sa
+    from workbook import db, templates
+    track = make_track(tmp_path, **{"02_column_default": revision(
+        "ex02_column_default", "ex01_add_index", "raise ValueError('boom')", "pass")})
+    assert base.check("02", track).status == base.FAILED
+    with db.admin() as conn:
+        left = conn.execute(sa.text("SELECT count(*) FROM pg_database WHERE datname LIKE :p"),
+                            {"p": templates.prefix() + "\\_\\_scratch%"}).scalar_one()
+    assert left == 0
