@@ -20,7 +20,7 @@ db: $(STAMP)
 
 lab: db
 	$(BIN)/workbook reset 01
-	$(BIN)/jupyter lab notebooks/
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/jupyter lab notebooks/
 
 test: db
 	WORKBOOK_TRACK=solutions $(BIN)/pytest tests --nbval-lax --nbval-current-env notebooks

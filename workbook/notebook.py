@@ -17,12 +17,20 @@ def setup(name: str) -> str:
     _forget_sql_connections()
     os.environ["DATABASE_URL"] = url  # ipython-sql's %sql uses it when no URL is given
     os.environ["ALEMBIC_CONFIG"] = str(migrate.ini_file())  # !alembic runs this track
+    _put_venv_on_path()
     s = settings()
     print(f"Exercise {ex.number}: {ex.title}\n"
           f"  database : {info['database']} on {db.backend().describe()} (WORKBOOK_DB={s.mode})\n"
           f"  revision : {info['revision']} (fresh copy of the exercise's start)\n"
           f"  your file: {base.relative(ex.path(s.track_dir))} (track: {s.track})")
     return url
+
+
+def _put_venv_on_path() -> None:
+    """!alembic, !squawk and !workbook must be this environment's, even if it was not activated."""
+    bin_dir = os.path.dirname(sys.executable)
+    if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
 
 
 def _forget_sql_connections() -> None:
@@ -40,8 +48,11 @@ def _forget_sql_connections() -> None:
     cls.current = None
 
 
-def check(name: str) -> base.Report:
-    """The success-criteria cell: shows the checklist, raises AssertionError unless it passes."""
+def check(name: str) -> None:
+    """The success-criteria cell: shows the checklist, raises AssertionError unless it passes.
+
+    Returns nothing, so the cell shows the checklist and not the Report's repr under it.
+    """
     try:
         result = base.check(name)
     except base.WorkbookError as err:
@@ -50,7 +61,6 @@ def check(name: str) -> base.Report:
     if not result.passed:
         missing = ", ".join(r.id for r in result.failed_required())
         raise AssertionError(f"Exercise {result.exercise} {result.status}: {missing}")
-    return result
 
 
 def hint(name: str, number: int | None = None) -> None:
