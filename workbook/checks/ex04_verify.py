@@ -1,0 +1,317 @@
+"""Exercise 4: the learner's migration tests pass on the correct chain and fail on planted bugs.
+
+The check runs the learner's test file with pytest, in a subprocess, once against a copy of the
+reference chain and once against each mutant: a copy with one bug planted. Copies live in a
+temporary folder; the learner's files are only read. WORKBOOK_CHAIN tells workbook.testing's
+fixtures which copy is under test. The scratch database base.check() clones is not used here:
+each test gets its own empty database from the fixtures.
+"""
+from __future__ import annotations
+
+import ast
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import xml.etree.ElementTree as ET
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from workbook import manifest
+from workbook.checks.base import Evidence, Incorrect, Replay, criterion, relative
+from workbook.manifest import ROOT
+
+LIMIT = 60          # seconds the tests may take on the correct chain (criterion 3)
+TIMEOUT = 180       # seconds before a run is stopped; a hung migration must not hang the check
+
+
+# ---- planted bugs -----------------------------------------------------------------------------
+
+def _revision(rev: str, down: str, upgrade: str, downgrade: str) -> str:
+    body = lambda code: textwrap.indent(textwrap.dedent(code).strip(), "    ")  # noqa: E731
+    return ("import sqlalchemy as sa\nfrom alembic import op\n\n"
+            f"revision = {rev!r}\ndown_revision = {down!r}\nbranch_labels = None\ndepends_on = None\n\n\n"
+            f"def upgrade():\n{body(upgrade)}\n\n\ndef downgrade():\n{body(downgrade)}\n")
+
+
+def _replace(number: str, upgrade: str, downgrade: str) -> Callable[[Path], None]:
+    """Replace exercise `number`'s revision in a chain copy, same ids, other bodies."""
+    def plant(chain: Path) -> None:
+        ex = manifest.get(number)
+        ex.path(chain).write_text(_revision(ex.revision, ex.down_revision, upgrade, downgrade))
+    return plant
+
+
+def _second_head(chain: Path) -> None:
+    parent = manifest.get("03").down_revision
+    (chain / "versions" / "03_hotfix.py").write_text(_revision(
+        "hotfix_finding_comment", parent,
+        "op.execute(\"COMMENT ON TABLE finding IS 'hotfix'\")",
+        "op.execute('COMMENT ON TABLE finding IS NULL')"))
+
+
+def _model_drift(chain: Path) -> None:
+    (chain / "models.py").write_text(textwrap.dedent("""\
+        import sqlalchemy as sa
+        from workbook.models import metadata as reference
+
+        metadata = sa.MetaData()
+        for table in reference.sorted_tables:
+            table.to_metadata(metadata)
+        metadata.tables["finding"].append_column(sa.Column("risk_score", sa.Integer, nullable=True))
+        """))
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    plant: Callable[[Path], None]
+    advice: str  # how a test would catch it, shown when it is missed
+
+
+MUTANTS = [
+    Mutant("exercise 1's downgrade leaves ix_finding_severity behind",
+           _replace("01", """
+               with op.get_context().autocommit_block():
+                   op.create_index('ix_finding_severity', 'finding', ['severity'], postgresql_concurrently=True)
+               """, "pass"),
+           "compare a schema snapshot taken before each upgrade with one taken after its downgrade"),
+    Mutant("exercise 2's downgrade forgets to drop lead.priority",
+           _replace("02", """
+               op.add_column('lead', sa.Column('priority', sa.String(20), nullable=False, server_default='medium'))
+               """, "pass"),
+           "compare a schema snapshot taken before each upgrade with one taken after its downgrade"),
+    Mutant("a second head (another revision with the same parent as exercise 3)",
+           _second_head,
+           "import pytest-alembic's test_single_head_revision"),
+    Mutant("a model that drifts from the DDL (finding.risk_score in the models, in no migration)",
+           _model_drift,
+           "import pytest-alembic's test_model_definitions_match_ddl"),
+    Mutant("exercise 3's lossy downgrade (the reverse UPDATE also turns findings that already "
+           "said 'informational' into 'info')",
+           _replace("03", "op.execute(\"UPDATE finding SET severity = 'informational' WHERE severity = 'info'\")",
+                    "op.execute(\"UPDATE finding SET severity = 'info' WHERE severity = 'informational'\")"),
+           "insert 'info' and already-'informational' findings before exercise 3, then upgrade, "
+           "downgrade and compare the rows"),
+]
+
+
+# ---- running the learner's tests -------------------------------------------------------------
+
+@dataclass
+class Run:
+    """One pytest run of the learner's file against one chain."""
+    code: int | None                      # pytest's exit code; None when it was stopped
+    seconds: float
+    tests: list[tuple[str, str, str]] = field(default_factory=list)  # (name, outcome, message)
+    problem: str = ""                     # why the file could not be run, for the learner
+
+    @property
+    def failures(self) -> list[tuple[str, str, str]]:
+        return [t for t in self.tests if t[1] in ("failed", "error")]
+
+    @property
+    def caught(self) -> bool:
+        return self.code not in (0, None) and not self.problem
+
+
+def attempted(path: Path) -> bool:
+    """True when the file defines or imports at least one test (a name starting with test)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names = []
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.append(node.name)
+        elif isinstance(node, ast.ImportFrom):
+            names += [a.asname or a.name for a in node.names]
+        elif isinstance(node, ast.Assign):
+            names += [t.id for t in node.targets if isinstance(t, ast.Name)]
+    return any(n.lower().startswith("test") for n in names)
+
+
+def run_tests(test_file: Path, chain: Path, stop_at_first_failure: bool = False) -> Run:
+    xml = chain / "junit.xml"
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+           # Only pytest-alembic: autoloading every installed plugin (nbval, jupyter) costs
+           # seconds per run, and the check runs the file six times.
+           "-p", "pytest_alembic.plugin",
+           "-c", str(ROOT / "pyproject.toml"), "--rootdir", str(ROOT),
+           f"--junitxml={xml}", "-o", "junit_family=xunit2", str(test_file)]
+    if stop_at_first_failure:
+        cmd.append("-x")
+    env = {**os.environ, "WORKBOOK_CHAIN": str(chain), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    env.pop("PYTEST_ADDOPTS", None)
+    start = time.monotonic()
+    try:
+        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        return Run(None, time.monotonic() - start,
+                   problem=f"Your tests did not finish within {TIMEOUT} s, so they were stopped. "
+                           "Look for a test that waits forever (a lock, a loop) and run them with pytest.")
+    run = Run(proc.returncode, time.monotonic() - start, tests=_testcases(xml))
+    if proc.returncode in (2, 3, 4) or (proc.returncode != 5 and not run.tests):
+        run.problem = _collection_problem(test_file, xml, proc.stdout + proc.stderr)
+    return run
+
+
+def _testcases(xml: Path) -> list[tuple[str, str, str]]:
+    if not xml.exists():
+        return []
+    found = []
+    for case in ET.parse(xml).getroot().iter("testcase"):
+        outcome, message = "passed", ""
+        for tag in ("failure", "error", "skipped"):
+            node = case.find(tag)
+            if node is not None:
+                outcome = {"failure": "failed", "error": "error", "skipped": "skipped"}[tag]
+                message = _cause(node.get("message") or "", node.text or "")
+                break
+        found.append((case.get("name", ""), outcome, message))
+    return found
+
+
+def _cause(message: str, text: str) -> str:
+    """The one line that says why: pytest's 'E   ' lines hold the exception."""
+    lines = [ln[1:].strip() for ln in text.splitlines() if ln.startswith("E ")]
+    picked = next((ln for ln in lines if re.match(r"[\w.]*(Error|Exception|Failure)\b", ln)), None)
+    picked = picked or (lines[0] if lines else message.strip().splitlines()[0] if message.strip() else "")
+    picked = re.sub(r"^[\w.]+\.(\w+:)", r"\1", picked)          # AlembicTestFailure, not its module path
+    picked = re.sub(r" \((/|[A-Z]:\\)[^)]*\)$", "", picked)     # ImportError's "(/path/to/module.py)"
+    return picked if len(picked) <= 300 else picked[:297] + "..."
+
+
+def _collection_problem(test_file: Path, xml: Path, output: str) -> str:
+    name = relative(test_file)
+    text = ""
+    if xml.exists():
+        text = "\n".join((n.text or "") for n in ET.parse(xml).getroot().iter("error"))
+    text = text or output
+    cause = _cause("", text) or (output.strip().splitlines() or ["no output"])[-1]
+    line = next((m.group(1) for m in re.finditer(re.escape(test_file.name) + r":(\d+)", text)), None)
+    where = f"{name}, line {line}" if line else name
+    return (f"pytest could not load {where}: {cause}. Fix it so `pytest {name}` collects your "
+            "tests, then run the check again.")
+
+
+def chain_copy(tmp: Path, name: str, plant: Callable[[Path], None] | None = None) -> Path:
+    chain = tmp / name
+    shutil.copytree(ROOT / "solutions" / "versions", chain / "versions",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    if plant:
+        plant(chain)
+    return chain
+
+
+def gather(r: Replay) -> Evidence:
+    ev = r.evidence
+    ev.test_file = r.path
+    with tempfile.TemporaryDirectory(prefix="workbook-ex04-") as tmp:
+        tmp = Path(tmp)
+        ev.correct = run_tests(r.path, chain_copy(tmp, "correct"))
+        if ev.correct.code != 0:
+            return ev
+        # Three at a time: each run spends part of its time waiting on PostgreSQL. On two cores
+        # this took 15 s against 22 s one by one, and 17 s with all five at once.
+        chains = [chain_copy(tmp, f"mutant{i}", m.plant) for i, m in enumerate(MUTANTS)]
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            runs = list(pool.map(lambda c: run_tests(r.path, c, stop_at_first_failure=True), chains))
+        ev.mutants = dict(zip((m.name for m in MUTANTS), runs))
+    return ev
+
+
+def built_in_names() -> set[str]:
+    import pytest_alembic.tests
+    import pytest_alembic.tests.experimental
+
+    return {n for mod in (pytest_alembic.tests, pytest_alembic.tests.experimental)
+            for n in dir(mod) if n.startswith("test_")}
+
+
+# ---- criteria ---------------------------------------------------------------------------------
+
+def _require_run(ev: Evidence, first: bool = False) -> Run:
+    """The run on the correct chain, or why there is none (said in full only by the first criterion)."""
+    run = ev.correct
+    if run.problem or run.code == 5:
+        if not first:
+            raise Incorrect("Not checked: your tests could not run (see the first criterion).")
+        raise Incorrect(run.problem or "pytest found no tests in the file; expected test functions "
+                        "(names starting with test_) or pytest-alembic's built-in tests imported into it.")
+    return run
+
+
+def _tests(n: int) -> str:
+    return f"{n} test" + ("" if n == 1 else "s")
+
+
+@criterion("passes_on_correct", "Your tests pass against the correct revision chain.")
+def passes_on_correct(ev: Evidence) -> str:
+    """Assert that the tests accept correct migrations: a test that fails on them blocks every deploy."""
+    run = _require_run(ev, first=True)
+    if run.code != 0:
+        if not run.failures:
+            raise Incorrect(f"pytest stopped with exit code {run.code} and reported no test; run "
+                            f"`pytest {relative(ev.test_file)}` to see why.")
+        listed = "; ".join(f"{name}: {msg}" if msg else name for name, _, msg in run.failures[:3])
+        raise Incorrect(f"{len(run.failures)} of {_tests(len(run.tests))} fail against the correct chain "
+                        f"(the reference solutions): {listed}. Expected every test to pass on it; "
+                        "fix the test, not the migrations.")
+    return f"Your {_tests(len(run.tests))} pass against the correct chain."
+
+
+@criterion("catches_planted_bugs",
+           f"Your tests fail against each of {len(MUTANTS)} copies of the chain with a planted bug.")
+def catches_planted_bugs(ev: Evidence) -> str:
+    """Assert that the tests would stop each broken migration before it ships.
+
+    A test suite that passes on a broken chain gives false comfort: these are the bugs that
+    reach production because the upgrade works and only the rollback, or a second head, or a
+    drifted model, is wrong.
+    """
+    if ev.mutants is None:
+        raise Incorrect("Not checked: your tests must pass against the correct chain first, "
+                        "or their failing would prove nothing.")
+    caught = [name for name, run in ev.mutants.items() if run.caught]
+    missed = [m for m in MUTANTS if not ev.mutants[m.name].caught]
+    head = f"Your tests caught {len(caught)} of {len(MUTANTS)} planted bugs"
+    if missed:
+        names = "; ".join(m.name + (" (the run timed out)" if ev.mutants[m.name].code is None else "")
+                          for m in missed)
+        advice = "; ".join(dict.fromkeys(m.advice for m in missed))
+        raise Incorrect(f"{head}. Missed: {names}. To catch them: {advice}.")
+    by = "; ".join(f"{name}, caught by {ev.mutants[name].failures[0][0]}" if ev.mutants[name].failures
+                   else name for name in caught)
+    return f"{head}: {by}."
+
+
+@criterion("fast_enough", f"Your tests run in under {LIMIT} s on the correct chain.")
+def fast_enough(ev: Evidence) -> str:
+    """Assert that the tests are quick enough to run on every change, in CI and before a push."""
+    run = _require_run(ev)
+    if run.seconds >= LIMIT:
+        raise Incorrect(f"Your tests took {run.seconds:.0f} s on the correct chain; expected under "
+                        f"{LIMIT} s. Test against the empty database the fixtures give you and insert "
+                        "only the few rows a test needs.")
+    return f"They took {run.seconds:.1f} s (pytest start-up included)."
+
+
+@criterion("own_test", "Advisory: at least one test of your own beyond pytest-alembic's built-ins.",
+           required=False)
+def own_test(ev: Evidence) -> str:
+    """Assert that the suite checks something the generic built-ins cannot: this project's data."""
+    run = _require_run(ev)
+    built_in = built_in_names()
+    own = sorted({name.split("[")[0] for name, _, _ in run.tests} - built_in)
+    if not own:
+        raise Incorrect("Every test in the file is one of pytest-alembic's built-ins; expected at least "
+                        "one of your own, for example a schema round trip of each revision.")
+    return f"Your own tests: {', '.join(own)}."
+
+
+CRITERIA = [passes_on_correct, catches_planted_bugs, fast_enough, own_test]

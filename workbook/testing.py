@@ -1,0 +1,84 @@
+"""pytest fixtures for exercise 4: pytest-alembic's two fixtures, pointed at the workbook.
+
+pytest-alembic expects a project to override `alembic_config` and `alembic_engine`; by default
+it would run against SQLite, which cannot run this project's migrations (CONCURRENTLY, schemas,
+batched updates). Import both into your test file and pytest uses these instead:
+
+    from workbook.testing import alembic_config, alembic_engine
+
+WORKBOOK_CHAIN  the folder whose versions/ is under test (default: the active track). It may hold
+                a models.py defining `metadata`, which then replaces workbook.models as the
+                models the migrations must match. `workbook check 04` uses it to run your tests
+                against copies of the chain with planted bugs.
+"""
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import os
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+import sqlalchemy as sa
+from pytest_alembic.config import Config
+from sqlalchemy.engine import Engine
+
+from workbook import db, migrate, models, templates
+from workbook.config import settings
+from workbook.errors import WorkbookError
+
+_counter = itertools.count()
+
+
+def chain_dir() -> Path:
+    """The revision chain under test: WORKBOOK_CHAIN, or the active track."""
+    raw = os.environ.get("WORKBOOK_CHAIN")
+    if not raw:
+        return settings().track_dir
+    path = Path(raw).expanduser().resolve()
+    if not (path / "versions").is_dir():
+        raise WorkbookError(f"WORKBOOK_CHAIN is {raw!r}, but {path}/versions does not exist. "
+                            "Unset it to test the active track.")
+    return path
+
+
+def target_metadata(chain: Path) -> sa.MetaData:
+    """The models the migrations must match: the chain's own models.py if it has one."""
+    override = chain / "models.py"
+    if not override.exists():
+        return models.metadata
+    spec = importlib.util.spec_from_file_location(f"workbook_chain_models_{next(_counter)}", override)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.metadata
+
+
+@pytest.fixture
+def alembic_config() -> Config:
+    """The chain under test: the baseline, then <chain>/versions, with its target metadata."""
+    chain = chain_dir()
+    return Config(config_options={"target_metadata": target_metadata(chain)},
+                  alembic_config=migrate.alembic_config(chain))
+
+
+@pytest.fixture
+def alembic_engine() -> Iterator[Engine]:
+    """A fresh, empty database on the workbook's server for one test, dropped afterwards.
+
+    Empty, not a copy of the seeded data: pytest-alembic migrates from base, and a test that
+    needs rows inserts them (alembic_runner.insert_into). No pool, so the drop finds nobody
+    connected. The name follows the scratch pattern, so `workbook reset` removes one left
+    behind by a test run that was killed.
+    """
+    name = f"{templates.prefix()}__scratch_{os.getpid()}_t{next(_counter)}"
+    with db.admin() as conn:
+        templates.drop(conn, name)
+        conn.execute(sa.text(f"CREATE DATABASE {templates.q(name)} TEMPLATE template0"))
+    engine = db.engine(name)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+        with db.admin() as conn:
+            templates.drop(conn, name)
