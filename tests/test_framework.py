@@ -67,3 +67,18 @@ def test_a_failed_replay_leaves_no_scratch_database(tmp_path):
         left = conn.execute(sa.text("SELECT count(*) FROM pg_database WHERE datname LIKE :p"),
                             {"p": templates.prefix() + "\\_\\_scratch%"}).scalar_one()
     assert left == 0
+
+
+def test_setup_finds_alembic_and_squawk_without_an_activated_venv(monkeypatch):
+    import os
+    import shutil
+    import sys
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    monkeypatch.setenv("WORKBOOK_TRACK", "solutions")
+    for key in ("DATABASE_URL", "ALEMBIC_CONFIG"):
+        monkeypatch.setenv(key, os.environ.get(key, ""))  # restored after the test
+    notebook.setup("01")
+    here = os.path.dirname(sys.executable)
+    assert shutil.which("alembic") == os.path.join(here, "alembic")
+    assert shutil.which("squawk") == os.path.join(here, "squawk")
+    assert os.environ["ALEMBIC_CONFIG"].endswith("solutions/alembic.ini")
