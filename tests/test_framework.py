@@ -6,7 +6,6 @@ import pytest
 from conftest import make_track, revision
 from workbook import notebook, report
 from workbook.checks import base
-from workbook.manifest import ROOT
 
 
 def test_stub_detection_ignores_comments_and_docstrings(tmp_path):

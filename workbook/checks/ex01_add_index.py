@@ -7,7 +7,7 @@ import time
 import sqlalchemy as sa
 
 from workbook import schema
-from workbook.checks import lint
+from workbook.checks import common, lint
 from workbook.checks.base import Evidence, Incorrect, Replay, criterion, is_stub
 
 INDEX, TABLE = "ix_finding_severity", "finding"
@@ -160,24 +160,6 @@ def writers_not_blocked(ev: Evidence) -> str:
     return f"With a writer's INSERT open, the upgrade held only {modes}: writers were not blocked."
 
 
-@criterion("downgrade_restores", "Downgrade removes the index and leaves the schema exactly as before.")
-def downgrade_restores(ev: Evidence) -> str:
-    """Assert that rolling back returns the schema to exactly what it was."""
-    ev.require("upgrade", "downgrade")
-    changes = schema.diff(ev.before, ev.after_downgrade)
-    if changes:
-        raise Incorrect("After the downgrade the schema differs from before the upgrade: "
-                        + "; ".join(changes[:3]) + ". Expected no difference: drop the index in downgrade().")
-    return "After the downgrade the schema is identical to the one before the upgrade."
-
-
-@criterion("upgrade_again", "Upgrade after downgrade works again.")
-def upgrade_again(ev: Evidence) -> str:
-    """Assert that the revision can be re-applied after a rollback, as a redeploy would."""
-    ev.require("upgrade", "downgrade", "upgrade_again")
-    return "The upgrade ran again after the downgrade."
-
-
 @criterion("concurrent_drop", "Advisory: the downgrade drops the index concurrently.", required=False)
 def concurrent_drop(ev: Evidence) -> str:
     """Assert that the rollback does not take ACCESS EXCLUSIVE on finding (plain DROP INDEX does)."""
@@ -189,17 +171,9 @@ def concurrent_drop(ev: Evidence) -> str:
     return "The downgrade uses DROP INDEX CONCURRENTLY."
 
 
-@criterion("lock_timeout", "Advisory: the revision sets a lock_timeout.", required=False)
-def lock_timeout(ev: Evidence) -> str:
-    """Assert that a DDL waiting for its lock gives up instead of queueing every query behind it."""
-    return lint.require_lock_timeout(ev.sql)
+downgrade_restores = common.schema_restored(
+    "Downgrade removes the index and leaves the schema exactly as before.",
+    "drop the index in downgrade()")
 
-
-@criterion("squawk", "Advisory: squawk reports nothing on the revision's SQL.", required=False)
-def squawk(ev: Evidence) -> str:
-    """Assert that a migration linter finds nothing unsafe in the SQL this revision runs."""
-    return lint.squawk_verdict(ev.sql)
-
-
-CRITERIA = [index_exists, planner_uses_it, writers_not_blocked, downgrade_restores, upgrade_again,
-            concurrent_drop, lock_timeout, squawk]
+CRITERIA = [index_exists, planner_uses_it, writers_not_blocked, downgrade_restores, common.upgrade_again,
+            concurrent_drop, common.lock_timeout, common.squawk()]

@@ -6,7 +6,7 @@ import re
 import sqlalchemy as sa
 
 from workbook import schema
-from workbook.checks import lint
+from workbook.checks import common, lint
 from workbook.checks.base import Evidence, Incorrect, Replay, criterion, is_stub
 
 SQUAWK_ACCEPTS = {"prefer-text-field": "the exercise asks for varchar(20)"}
@@ -147,35 +147,9 @@ def no_rewrite(ev: Evidence) -> str:
     return f"lead kept relfilenode {ev.filenode_before}: no rewrite."
 
 
-@criterion("downgrade_restores", "Downgrade drops the column and leaves the schema exactly as before.")
-def downgrade_restores(ev: Evidence) -> str:
-    """Assert that rolling back returns the schema to exactly what it was."""
-    ev.require("upgrade", "downgrade")
-    changes = schema.diff(ev.before, ev.after_downgrade)
-    if changes:
-        raise Incorrect("After the downgrade the schema differs from before the upgrade: "
-                        + "; ".join(changes[:3]) + ". Expected no difference: drop the column in downgrade().")
-    return "After the downgrade the schema is identical to the one before the upgrade."
+downgrade_restores = common.schema_restored(
+    "Downgrade drops the column and leaves the schema exactly as before.",
+    "drop the column in downgrade()")
 
-
-@criterion("upgrade_again", "Upgrade after downgrade works again.")
-def upgrade_again(ev: Evidence) -> str:
-    """Assert that the revision can be re-applied after a rollback."""
-    ev.require("upgrade", "downgrade", "upgrade_again")
-    return "The upgrade ran again after the downgrade."
-
-
-@criterion("lock_timeout", "Advisory: the revision sets a lock_timeout.", required=False)
-def lock_timeout(ev: Evidence) -> str:
-    """Assert that ALTER TABLE gives up rather than queue every query on lead behind it."""
-    return lint.require_lock_timeout(ev.sql)
-
-
-@criterion("squawk", "Advisory: squawk reports nothing on the revision's SQL.", required=False)
-def squawk(ev: Evidence) -> str:
-    """Assert that a migration linter finds nothing unsafe in the SQL this revision runs."""
-    return lint.squawk_verdict(ev.sql, ignore=SQUAWK_ACCEPTS)
-
-
-CRITERIA = [column_shape, existing_rows, insert_default, no_rewrite, downgrade_restores, upgrade_again,
-            lock_timeout, squawk]
+CRITERIA = [column_shape, existing_rows, insert_default, no_rewrite, downgrade_restores, common.upgrade_again,
+            common.lock_timeout, common.squawk(SQUAWK_ACCEPTS)]

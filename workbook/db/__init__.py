@@ -10,7 +10,7 @@ import time
 from typing import Iterator
 
 import sqlalchemy as sa
-from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 
 from workbook.config import settings
