@@ -1,9 +1,11 @@
 """Advisory checks on the SQL a revision would run, rendered offline (`alembic upgrade a:b --sql`)."""
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 
 from workbook import migrate
@@ -41,7 +43,8 @@ def require_lock_timeout(sql: dict | None) -> str:
 def squawk_verdict(sql: dict | None, ignore: dict[str, str] | None = None) -> str:
     """Run squawk on the upgrade SQL. `ignore` maps rule -> why this exercise accepts it."""
     text = _upgrade_sql(sql)
-    exe = shutil.which("squawk")
+    # squawk-cli installs its binary beside this Python, which may not be on PATH (no activated venv).
+    exe = shutil.which("squawk", path=os.path.dirname(sys.executable)) or shutil.which("squawk")
     if exe is None:
         raise Incorrect("squawk is not installed (pip install squawk-cli), so the SQL was not linted.")
     with tempfile.NamedTemporaryFile("w", suffix=".sql") as f:
