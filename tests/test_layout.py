@@ -44,6 +44,7 @@ def test_stubs_are_stubs_and_solutions_are_not():
 
 
 def test_compose_file_is_valid_and_matches_the_workbook():
+    assert COMPOSE_SCHEMA.exists(), f"the Compose schema is expected beside the repository: {COMPOSE_SCHEMA}"
     doc = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     jsonschema.validate(doc, json.loads(COMPOSE_SCHEMA.read_text()))
     pg = doc["services"]["postgres"]

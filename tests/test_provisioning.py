@@ -116,7 +116,7 @@ def test_templates_refuse_connections():
 
 
 def test_cli_check_json_shape_and_exit_code():
-    proc = run_cli("check", "1", "--json")
+    proc = run_cli("check", "1", "--json", env={"WORKBOOK_TRACK": "exercises"})
     assert proc.returncode == 1
     doc = json.loads(proc.stdout)
     assert doc["exercise"] == "01_add_index" and doc["status"] == "not attempted" and doc["passed"] is False
@@ -141,7 +141,7 @@ def test_hints_are_progressive(tmp_path):
 
 
 def test_solution_stays_hidden_until_the_check_passes():
-    proc = run_cli("solution", "01")
+    proc = run_cli("solution", "01", env={"WORKBOOK_TRACK": "exercises"})
     assert proc.returncode == 1 and "does not pass yet" in proc.stdout
     assert "autocommit_block" in run_cli("solution", "01", "--force").stdout
 
