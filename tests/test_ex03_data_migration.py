@@ -1,4 +1,6 @@
 """Exercise 3's check: the seeds' pair looks right and is caught only by the exact-rollback criterion."""
+import re
+
 from conftest import make_track, message, only_failures, outcomes, revision
 from workbook.checks import base
 from workbook.manifest import ROOT
@@ -26,7 +28,9 @@ def test_seeds_pair_fails_only_the_exact_rollback(tmp_path):
     report = check_with(tmp_path, UP, NAIVE_DOWN)
     assert only_failures(report) == {"downgrade_exact"}
     text = message(report, "downgrade_exact")
-    assert "400 rows say 'info' but said 'informational'" in text
+    # The seed's 400 pre-existing 'informational' rows, plus the ones the check scattered.
+    damaged = int(re.search(r"([\d,]+) rows say 'info' but said 'informational'", text).group(1).replace(",", ""))
+    assert 400 < damaged < 700
     assert outcomes(report)["batched"] == base.FAILED  # advisory: one big transaction
 
 
@@ -46,3 +50,23 @@ def test_update_without_where(tmp_path):
     report = check_with(tmp_path, "op.execute(\"UPDATE finding SET severity = 'informational'\")", NAIVE_DOWN)
     assert "nothing_else_changed" in only_failures(report)
     assert "did not say 'info' changed severity" in message(report, "nothing_else_changed")
+
+
+def test_a_downgrade_that_knows_the_seed_data_by_heart_fails(tmp_path):
+    # The seed's pre-existing 'informational' rows are the ids divisible by 2,500; the check
+    # respells random rows first, so knowing that is not enough.
+    report = check_with(tmp_path, UP, "op.execute(\"UPDATE finding SET severity = 'info' "
+                        "WHERE severity = 'informational' AND id % 2500 <> 0\")")
+    assert "downgrade_exact" in only_failures(report)
+
+
+def test_a_helper_table_left_in_public_is_reported(tmp_path):
+    report = check_with(tmp_path, """
+        op.execute("CREATE TABLE finding_info_backup AS SELECT id FROM finding WHERE severity = 'info'")
+        op.execute("UPDATE finding SET severity = 'informational' WHERE severity = 'info'")
+        """, """
+        op.execute("UPDATE finding SET severity = 'info' WHERE id IN (SELECT id FROM finding_info_backup)")
+        op.execute("DROP TABLE finding_info_backup")
+        """)
+    assert only_failures(report) == {"models_match"}
+    assert "extra table finding_info_backup" in message(report, "models_match")

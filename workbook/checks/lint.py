@@ -36,7 +36,8 @@ def require_lock_timeout(sql: dict | None) -> str:
     if "lock_timeout" not in _upgrade_sql(sql).lower():
         raise Incorrect("The upgrade sets no lock_timeout. A DDL statement that waits for its lock "
                         "makes every later query on the table wait behind it; add "
-                        "op.execute(\"SET lock_timeout = '5s'\") before it.")
+                        "op.execute(\"SET LOCAL lock_timeout = '5s'\") before it (inside an "
+                        "autocommit block: SET, then RESET after).")
     return "The upgrade sets lock_timeout."
 
 
@@ -58,6 +59,6 @@ def squawk_verdict(sql: dict | None, ignore: dict[str, str] | None = None) -> st
     skipped = sorted({rule for _, rule, _ in found if rule in ignore})
     note = "".join(f" ({rule} is set aside: {ignore[rule]})" for rule in skipped)
     if kept:
-        listed = "; ".join(f"{rule} at SQL line {line}: {msg.strip()}" for line, rule, msg in kept[:3])
+        listed = "; ".join(f"{rule} at SQL line {line}: {msg.strip().rstrip('.')}" for line, rule, msg in kept[:3])
         raise Incorrect(f"squawk reports {len(kept)} issue(s): {listed}.{note}")
     return "squawk reports nothing." + note
