@@ -58,3 +58,13 @@ def test_volatile_default_rewrites_the_table(tmp_path):
     assert "no_rewrite" in only_failures(report)
     assert "rewritten" in message(report, "no_rewrite") and "volatile" in message(report, "no_rewrite")
     assert outcomes(report)["existing_rows"] == base.PASSED
+
+
+def test_backfill_in_three_steps_is_a_rewrite_of_every_row(tmp_path):
+    report = check_with(tmp_path, """
+        op.add_column('lead', sa.Column('priority', sa.String(20), nullable=True))
+        op.execute("UPDATE lead SET priority = 'medium'")
+        op.alter_column('lead', 'priority', nullable=False, server_default='medium')
+        """)
+    assert only_failures(report) == {"no_rewrite"}
+    assert "100,000 of 100,000 existing leads were written again" in message(report, "no_rewrite")

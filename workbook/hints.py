@@ -19,17 +19,24 @@ def _seen() -> dict[str, int]:
 
 
 def hint(name: str, number: int | None = None) -> str:
-    """Hint `number` of an exercise, or the next one not yet shown."""
+    """Hint `number` of an exercise, or the next one not yet shown.
+
+    Asking for a number is a peek: only the plain request moves the remembered place on.
+    """
     ex = manifest.get(name)
     seen = _seen()
-    if number is None:
+    note = ""
+    if number is not None:
+        asked = int(number)
+        number = max(1, min(asked, len(ex.hints)))
+        if number != asked:
+            note = f"(There are {len(ex.hints)} hints for exercise {ex.number}; here is hint {number}.)\n"
+    else:
         number = min(seen.get(ex.id, 0) + 1, len(ex.hints))
-    number = max(1, min(int(number), len(ex.hints)))
-    if number > seen.get(ex.id, 0):
         seen[ex.id] = number
         path = _log_path()
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(seen, indent=1))
     more = (f" (run it again for hint {number + 1} of {len(ex.hints)})" if number < len(ex.hints)
             else " (that was the last one)")
-    return f"Hint {number} of {len(ex.hints)} for exercise {ex.number}{more}:\n{ex.hints[number - 1]}"
+    return f"{note}Hint {number} of {len(ex.hints)} for exercise {ex.number}{more}:\n{ex.hints[number - 1]}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import importlib
 import threading
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -166,6 +167,17 @@ def is_stub(path: Path) -> bool:
         for body in bodies)
 
 
+def declared_ids(path: Path) -> dict:
+    """The constants a revision file assigns at module level (revision, down_revision, ...)."""
+    found = {}
+    for node in ast.parse(path.read_text(), filename=str(path)).body:
+        target = node.target if isinstance(node, ast.AnnAssign) else (
+            node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else None)
+        if isinstance(target, ast.Name) and isinstance(getattr(node, "value", None), ast.Constant):
+            found[target.id] = node.value.value
+    return found
+
+
 def preflight(ex: Exercise, track_dir: Path) -> str | None:
     """Why the revision cannot be replayed (syntax, ids, heads), or None when it can."""
     path = ex.path(track_dir)
@@ -179,10 +191,19 @@ def preflight(ex: Exercise, track_dir: Path) -> str | None:
                 "Fix the syntax and run the check again.")
     if ex.revision is None:
         return None
+    declared = declared_ids(path)
+    if declared.get("revision") != ex.revision:
+        return (f"{name} says revision = {declared.get('revision')!r}, but the checks look for "
+                f"{ex.revision!r}. Put the original id back.")
+    if declared.get("down_revision") != ex.down_revision:
+        return (f"{name} says down_revision = {declared.get('down_revision')!r}, but this exercise "
+                f"follows {ex.down_revision!r}. Set down_revision = {ex.down_revision!r}.")
     try:
-        script = migrate.script_directory(track_dir)
-        heads = script.get_heads()
-        found = script.get_revision(ex.revision)
+        with warnings.catch_warnings():  # Alembic warns, then raises; the message below says it
+            warnings.simplefilter("ignore")
+            script = migrate.script_directory(track_dir)
+            heads = script.get_heads()
+            found = script.get_revision(ex.revision)
     except Exception as exc:  # Alembic reports a broken history in many ways
         return (f"Alembic could not read the revision history: {first_line(exc)}. Expected {name} to "
                 f"keep revision = {ex.revision!r} and down_revision = {ex.down_revision!r}.")

@@ -32,9 +32,15 @@ def gather(r: Replay) -> Evidence:
         ev.before = schema.snapshot(conn)
         ev.leads = conn.execute(sa.text("SELECT count(*) FROM lead")).scalar_one()
         ev.filenode_before = filenode(conn)
+        # Each row version carries the transaction that wrote it (xmin): a backfill UPDATE
+        # changes them all even when the table keeps its file.
+        conn.execute(sa.text("CREATE SCHEMA IF NOT EXISTS wb_probe"))
+        conn.execute(sa.text("CREATE TABLE wb_probe.lead_xmin AS SELECT id, xmin::text AS x FROM lead"))
         ev.upgrade = r.migrate(conn, "upgrade", r.exercise.revision)
         if ev.upgrade.ok:
             ev.filenode_after = filenode(conn)
+            ev.rows_rewritten = conn.execute(sa.text(
+                "SELECT count(*) FROM lead l JOIN wb_probe.lead_xmin b USING (id) WHERE l.xmin::text <> b.x")).scalar_one()
             ev.column = column_facts(conn)
             if ev.column:
                 ev.priorities = dict(conn.execute(sa.text(
@@ -134,7 +140,7 @@ def insert_default(ev: Evidence) -> str:
     return "A new lead inserted without priority reads 'medium'."
 
 
-@criterion("no_rewrite", "The upgrade did not rewrite the table (same relfilenode).")
+@criterion("no_rewrite", "The upgrade did not rewrite the table (same relfilenode, no row written again).")
 def no_rewrite(ev: Evidence) -> str:
     """Assert that adding the column was a catalog change, not a copy of every row under lock."""
     ev.require("upgrade")
@@ -144,7 +150,13 @@ def no_rewrite(ev: Evidence) -> str:
             f"{ev.filenode_after}, so every row was copied under an ACCESS EXCLUSIVE lock. The usual "
             "causes are a volatile default (now(), random(), gen_random_uuid()) or a type change; "
             "a constant server_default is stored in the catalog instead.")
-    return f"lead kept relfilenode {ev.filenode_before}: no rewrite."
+    if ev.rows_rewritten:
+        raise Incorrect(
+            f"The table kept its file, but {ev.rows_rewritten:,} of {ev.leads:,} existing leads were "
+            "written again (a new row version each, as a backfill UPDATE does): that holds their row "
+            "locks and leaves as many dead rows. With a constant server_default, PostgreSQL 11+ "
+            "fills existing rows from the catalog, so no backfill is needed.")
+    return f"lead kept relfilenode {ev.filenode_before} and no existing row was written again: no rewrite."
 
 
 downgrade_restores = common.schema_restored(

@@ -262,7 +262,8 @@ def passes_on_correct(ev: Evidence) -> str:
         raise Incorrect(f"{len(run.failures)} of {_tests(len(run.tests))} fail against the correct chain "
                         f"(the reference solutions): {listed}. Expected every test to pass on it; "
                         "fix the test, not the migrations.")
-    return f"Your {_tests(len(run.tests))} pass against the correct chain."
+    verb = "passes" if len(run.tests) == 1 else "pass"
+    return f"Your {_tests(len(run.tests))} {verb} against the correct chain."
 
 
 @criterion("catches_planted_bugs",
@@ -285,8 +286,8 @@ def catches_planted_bugs(ev: Evidence) -> str:
                           for m in missed)
         advice = "; ".join(dict.fromkeys(m.advice for m in missed))
         raise Incorrect(f"{head}. Missed: {names}. To catch them: {advice}.")
-    by = "; ".join(f"{name}, caught by {ev.mutants[name].failures[0][0]}" if ev.mutants[name].failures
-                   else name for name in caught)
+    by = "; ".join(f"{name} (first failing test: {ev.mutants[name].failures[0][0]})"
+                   if ev.mutants[name].failures else name for name in caught)
     return f"{head}: {by}."
 
 
