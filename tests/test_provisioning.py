@@ -170,3 +170,18 @@ def test_old_server_is_refused(monkeypatch):
 def test_connection_failures_are_named(said, expected):
     b = db.backend()
     assert expected in db.explain(Exception(said), b)
+
+
+def test_embedded_server_restarts_in_the_same_process(tmp_path, monkeypatch):
+    monkeypatch.setenv("WORKBOOK_DB", "embedded")
+    monkeypatch.setenv("WORKBOOK_DATA_DIR", str(tmp_path))
+    db.forget()
+    try:
+        db.ensure_ready()
+        assert "Stopped" in db.backend().stop()
+        db.forget()
+        db.ensure_ready()  # a notebook that ran `workbook db down` and carries on
+        assert db.backend().status()["running"] is True
+    finally:
+        db.backend().stop()
+        db.forget()

@@ -71,6 +71,9 @@ class Embedded:
         info = self._info()
         if info is None:
             self.data_dir.mkdir(parents=True, exist_ok=True)
+            # The package remembers one handle per folder per process; after a stop it would
+            # hand back the stale one instead of starting the server again.
+            pkg.PostgresServer._instances.pop(self.pgdata.resolve(), None)
             try:
                 # The package's own inter-process lock makes two simultaneous starts safe.
                 server = pkg.get_server(self.pgdata, cleanup_mode=None)
