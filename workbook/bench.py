@@ -63,7 +63,8 @@ def main(argv: list[str]) -> int:
     for name, value in figures.items():
         target = TARGETS.get(name)
         verdict = "" if target is None else ("meets" if value <= target else f"misses by {value - target:.1f} s")
-        print(f"{name:<24}{value:>9.2f}{(target or float('nan')):>9.1f}  {verdict}")
+        shown = f"{target:>9.1f}" if target is not None else f"{'-':>9}"
+        print(f"{name:<24}{value:>9.2f}{shown}  {verdict}")
     return 0
 
 
