@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from workbook import db, manifest, migrate, templates
+from workbook import db, manifest, migrate, schema, templates
 from workbook.config import settings
 from workbook.errors import WorkbookError  # noqa: F401  (re-exported for callers)
 from workbook.manifest import ROOT, Exercise
@@ -116,6 +116,15 @@ class Replay:
                 conn.rollback()
             raw = first_line(getattr(exc, "orig", None) or exc)
             return Step(False, explain_failure(exc, self.path, verb, self.explain), raw)
+
+    def round_trip(self, conn) -> None:
+        """Downgrade, snapshot the schema, upgrade again: the evidence checks.common judges."""
+        ev = self.evidence
+        ev.downgrade = self.migrate(conn, "downgrade", self.exercise.down_revision)
+        if ev.downgrade.ok:
+            ev.after_downgrade = schema.snapshot(conn)
+            conn.commit()
+            ev.upgrade_again = self.migrate(conn, "upgrade", self.exercise.revision)
 
     def migrate_in_thread(self, conn, verb: str, target: str) -> tuple[threading.Thread, dict]:
         box: dict = {}

@@ -44,11 +44,7 @@ def gather(r: Replay) -> Evidence:
             ev.index = index_facts(mig)
             ev.plan = plan(mig)
             mig.commit()
-            ev.downgrade = r.migrate(mig, "downgrade", r.exercise.down_revision)
-            if ev.downgrade.ok:
-                ev.after_downgrade = schema.snapshot(mig)
-                mig.commit()
-                ev.upgrade_again = r.migrate(mig, "upgrade", r.exercise.revision)
+            r.round_trip(mig)
     eng.dispose()
     ev.sql = lint.revision_sql(r)
     return ev

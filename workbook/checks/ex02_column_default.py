@@ -47,11 +47,7 @@ def gather(r: Replay) -> Evidence:
                     "SELECT coalesce(priority, 'NULL'), count(*) FROM lead GROUP BY 1")).all())
                 ev.inserted = insert_without_priority(conn)
             conn.commit()
-            ev.downgrade = r.migrate(conn, "downgrade", r.exercise.down_revision)
-            if ev.downgrade.ok:
-                ev.after_downgrade = schema.snapshot(conn)
-                conn.commit()
-                ev.upgrade_again = r.migrate(conn, "upgrade", r.exercise.revision)
+            r.round_trip(conn)
     eng.dispose()
     ev.sql = lint.revision_sql(r)
     return ev
