@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from conftest import make_track, revision
+from conftest import make_track, revision, scratch_left
 from workbook import notebook, report
 from workbook.checks import base
 
@@ -57,15 +57,10 @@ def test_a_hand_made_index_is_not_a_migration(tmp_path):
 
 
 def test_a_failed_replay_leaves_no_scratch_database(tmp_path):
-    import sqlalchemy as sa
-    from workbook import db, templates
     track = make_track(tmp_path, **{"02_column_default": revision(
         "ex02_column_default", "ex01_add_index", "raise ValueError('boom')", "pass")})
     assert base.check("02", track).status == base.FAILED
-    with db.admin() as conn:
-        left = conn.execute(sa.text("SELECT count(*) FROM pg_database WHERE datname LIKE :p"),
-                            {"p": templates.prefix() + "\\_\\_scratch%"}).scalar_one()
-    assert left == 0
+    assert scratch_left() == []
 
 
 def test_setup_finds_alembic_and_squawk_without_an_activated_venv(monkeypatch):

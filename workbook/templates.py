@@ -2,37 +2,41 @@
 
 A template for revision R is the baseline data with the reference solutions applied up to R.
 Its name carries a fingerprint of everything that shaped it (seed code, scale, baseline and
-solution files), so editing any of them builds a new one instead of reusing a stale one.
-Templates are built under another name and renamed when complete, and they refuse connections,
-so CREATE DATABASE ... TEMPLATE never finds anyone connected to them.
+solution files), so editing any of them builds a new one instead of reusing a stale one, and
+learners on one server whose checkouts are identical share one set of templates. A template
+is built under another name, made unconnectable and marked as a template, then renamed, all
+under one server-wide lock: CREATE DATABASE ... TEMPLATE never finds anyone connected to it,
+and any role with CREATEDB may clone it.
+
+Every database made here is marked (workbook.marks); nothing unmarked is ever dropped.
 """
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import itertools
-import os
-import re
 from typing import Iterator
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from workbook import db, manifest, migrate, seed
+from workbook import db, manifest, marks, migrate, seed
 from workbook.config import settings
 from workbook.errors import WorkbookError
 from workbook.manifest import ROOT
+from workbook.marks import q
 
 _counter = itertools.count()
+BUILD_LOCK = "alembic-workbook templates"
 
 
-def q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+def learner() -> str:
+    return db.ensure_ready().learner_database
 
 
 def prefix() -> str:
-    learner = db.ensure_ready().learner_database
-    return re.sub(r"[^a-z0-9_]", "_", learner.lower())[:20]
+    """The start of every name this learner's databases get (templates excepted: they are shared)."""
+    return marks.learner_key(learner())
 
 
 def fingerprint(revision: str) -> str:
@@ -46,14 +50,11 @@ def fingerprint(revision: str) -> str:
 
 
 def template_name(revision: str) -> str:
-    return f"{prefix()}__tpl_{revision[:24]}_{fingerprint(revision)}"
-
-
-def exists(conn: Connection, name: str) -> bool:
-    return conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first() is not None
+    return f"wbtpl_{revision[:24]}_{fingerprint(revision)}"
 
 
 def drop(conn: Connection, name: str) -> None:
+    """Drop a database the caller has made sure is the workbook's (ends its sessions)."""
     conn.execute(sa.text(f"DROP DATABASE IF EXISTS {q(name)} WITH (FORCE)"))
 
 
@@ -64,7 +65,7 @@ def clone(conn: Connection, template: str, name: str) -> None:
     try:
         conn.execute(sa.text(f"CREATE DATABASE {q(name)} TEMPLATE {q(template)}{strategy}"))
     except sa.exc.OperationalError as exc:
-        if "being accessed by other users" not in str(exc):
+        if getattr(exc.orig, "sqlstate", None) != "55006":  # object_in_use
             raise
         who = conn.execute(sa.text(
             "SELECT pid, coalesce(nullif(application_name, ''), 'unnamed client') FROM pg_stat_activity "
@@ -77,47 +78,67 @@ def clone(conn: Connection, template: str, name: str) -> None:
 
 
 def ensure_template(revision: str) -> str:
-    """The template for `revision`, built (once, under a lock) if it does not exist yet."""
+    """The template for `revision`, built (once per server, under a lock) if it does not exist yet."""
     name = template_name(revision)
     with db.admin() as conn:
-        if exists(conn, name):
+        if _usable(conn, name):
             return name
-        key = f"{prefix()} templates"
-        conn.execute(sa.text("SELECT pg_advisory_lock(hashtext(:k))"), {"k": key})
+        conn.execute(sa.text("SELECT pg_advisory_lock(hashtext(:k))"), {"k": BUILD_LOCK})
         try:
-            if not exists(conn, name):  # another process may have built it while we waited
-                _build(conn, revision, name)
+            _ensure_locked(conn, revision)
         finally:
-            conn.execute(sa.text("SELECT pg_advisory_unlock(hashtext(:k))"), {"k": key})
+            conn.execute(sa.text("SELECT pg_advisory_unlock(hashtext(:k))"), {"k": BUILD_LOCK})
+    return name
+
+
+def _usable(conn: Connection, name: str) -> bool:
+    """True when the template exists; one left connectable (by an interrupted build) is closed."""
+    row = conn.execute(sa.text("SELECT datallowconn FROM pg_database WHERE datname = :n"), {"n": name}).first()
+    if row is None:
+        return False
+    if row[0]:
+        conn.execute(sa.text(f"ALTER DATABASE {q(name)} ALLOW_CONNECTIONS false"))
+    return True
+
+
+def _ensure_locked(conn: Connection, revision: str) -> str:
+    name = template_name(revision)
+    if not _usable(conn, name):  # another process may have built it while we waited
+        _build(conn, revision, name)
     return name
 
 
 def _build(conn: Connection, revision: str, name: str) -> None:
     building = f"{name}_building"
-    drop(conn, building)
+    _drop_if_ours(conn, building, "template")  # left by a build that was killed
     if revision == manifest.baseline():
         conn.execute(sa.text(f"CREATE DATABASE {q(building)} TEMPLATE template0"))
-        _apply(building, revision, seeded=True)
     else:
         parent = next(ex.down_revision for ex in manifest.exercises() if ex.revision == revision)
-        clone(conn, ensure_template_locked(conn, parent), building)
-        _apply(building, revision, seeded=False)
-    # Publish atomically, then forbid connections so cloning never finds a session inside.
+        clone(conn, _ensure_locked(conn, parent), building)
+    marks.mark(conn, building, "template", revision=revision, fingerprint=fingerprint(revision),
+               by=prefix())
+    _apply(building, revision, seeded=revision == manifest.baseline())
+    # Complete before it is published: nobody can connect, any CREATEDB role may clone it.
+    conn.execute(sa.text(f"ALTER DATABASE {q(building)} WITH ALLOW_CONNECTIONS false IS_TEMPLATE true"))
     conn.execute(sa.text(f"ALTER DATABASE {q(building)} RENAME TO {q(name)}"))
-    conn.execute(sa.text(f"ALTER DATABASE {q(name)} ALLOW_CONNECTIONS false"))
-    stale = conn.execute(sa.text("SELECT datname FROM pg_database WHERE datname LIKE :p AND datname <> :n"),
-                         {"p": name.rsplit("_", 1)[0] + "\\_%", "n": name}).scalars().all()
-    for old in stale:
-        conn.execute(sa.text(f"ALTER DATABASE {q(old)} ALLOW_CONNECTIONS true"))
-        drop(conn, old)
+    _drop_stale(conn, revision, name)
 
 
-def ensure_template_locked(conn: Connection, revision: str) -> str:
-    """Like ensure_template, for use while the build lock is already held."""
-    name = template_name(revision)
-    if not exists(conn, name):
-        _build(conn, revision, name)
-    return name
+def _drop_stale(conn: Connection, revision: str, keep: str) -> None:
+    """Older builds of this revision made by this learner (another learner's may still be in use)."""
+    for other, m in marks.databases(conn).items():
+        if (other != keep and m and m.get("kind") == "template" and m.get("revision") == revision
+                and m.get("by") == prefix()):
+            conn.execute(sa.text(f"ALTER DATABASE {q(other)} IS_TEMPLATE false"))
+            drop(conn, other)
+
+
+def _drop_if_ours(conn: Connection, name: str, kind: str) -> None:
+    exists, m = marks.of(conn, name)
+    if exists and m and m.get("kind") == kind:
+        conn.execute(sa.text(f"ALTER DATABASE {q(name)} IS_TEMPLATE false"))
+        drop(conn, name)
 
 
 def _apply(database: str, revision: str, seeded: bool) -> None:
@@ -135,46 +156,95 @@ def _apply(database: str, revision: str, seeded: bool) -> None:
 
 
 def reset(exercise: manifest.Exercise) -> dict:
-    """Replace the learner's database with a fresh copy of the exercise's start."""
+    """Replace the learner's database with a fresh copy of the exercise's start.
+
+    Only a database the workbook made is replaced; one that holds someone's data is refused.
+    """
     template = ensure_template(exercise.start)
-    learner = db.ensure_ready().learner_database
+    backend = db.ensure_ready()
+    name = backend.learner_database
     with db.admin() as conn:
-        drop(conn, learner)
-        clone(conn, template, learner)
-        _drop_orphans(conn)
-    return {"database": learner, "template": template, "revision": exercise.start}
+        guard(conn, backend, name)
+        drop(conn, name)
+        clone(conn, template, name)
+        marks.mark(conn, name, "learner", key=prefix())
+        sweep(conn)
+        if getattr(backend, "owns_server", False):
+            _drop_legacy(conn)
+    return {"database": name, "template": template, "revision": exercise.start}
+
+
+def guard(conn: Connection, backend, name: str) -> None:
+    """Refuse to replace a database the workbook did not create."""
+    exists, m = marks.of(conn, name)
+    if not exists or (m and m.get("kind") == "learner"):
+        return
+    if m is None and getattr(backend, "owns_server", False):
+        return  # the embedded or Compose server is the workbook's own, made for this database
+    what = "another of the workbook's databases" if m else _contents(name)
+    raise WorkbookError(
+        f"{db.display(backend.server_url(name))} names the database {name!r}, which the workbook "
+        f"did not create ({what}); the workbook never replaces such a database. Name one that "
+        f"does not exist yet in DATABASE_URL (for example .../{name}_workbook): the workbook "
+        "creates it and resets only that one.")
+
+
+def _contents(name: str) -> str:
+    """A few words on what an unmarked database holds, to show the learner what was protected."""
+    eng = db.engine(name)
+    try:
+        with eng.connect() as c:
+            tables = c.execute(sa.text(
+                "SELECT table_schema || '.' || table_name FROM information_schema.tables "
+                "WHERE table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 1")).scalars().all()
+    except sa.exc.DBAPIError:
+        return "it could not be inspected"
+    finally:
+        eng.dispose()
+    if not tables:
+        return "it is empty, but unmarked"
+    listed = ", ".join(tables[:3]) + (", ..." if len(tables) > 3 else "")
+    return f"it holds {len(tables)} table{'s' if len(tables) != 1 else ''}: {listed}"
 
 
 @contextlib.contextmanager
 def scratch(revision: str) -> Iterator[str]:
     """A throw-away copy of the template for `revision`, dropped afterwards whatever happens."""
     template = ensure_template(revision)
-    name = f"{prefix()}__scratch_{os.getpid()}_{next(_counter)}"
+    with created(lambda conn, name: clone(conn, template, name)) as name:
+        yield name
+
+
+@contextlib.contextmanager
+def created(make) -> Iterator[str]:
+    """A scratch database made by `make(conn, name)`, marked with its owner, dropped afterwards."""
+    name = marks.scratch_name(learner(), next(_counter))
     with db.admin() as conn:
-        drop(conn, name)
-        clone(conn, template, name)
+        _drop_if_ours(conn, name, "scratch")
+        make(conn, name)
+        marks.mark(conn, name, "scratch", learner=prefix(), **marks.owner())
     try:
         yield name
     finally:
         with db.admin() as conn:
             drop(conn, name)
+            sweep(conn)
 
 
-def _drop_orphans(conn: Connection) -> None:
-    """Scratch copies left by a process that was killed mid-check."""
-    names = conn.execute(sa.text("SELECT datname FROM pg_database WHERE datname LIKE :p"),
-                         {"p": f"{prefix()}\\_\\_scratch\\_%"}).scalars().all()
-    for name in names:
-        pid = int(name.split("_")[-2]) if name.split("_")[-2].isdigit() else 0
-        if pid and not _alive(pid):
+def _drop_legacy(conn: Connection) -> None:
+    """Templates and copies an earlier version of the workbook left, unmarked, on its own server."""
+    for name, m in marks.databases(conn).items():
+        if m is None and ("__tpl_" in name or "__scratch_" in name):
+            conn.execute(sa.text(f"ALTER DATABASE {q(name)} IS_TEMPLATE false"))
             drop(conn, name)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def sweep(conn: Connection) -> list[str]:
+    """Drop this learner's scratch copies whose owner is gone (a killed check or test run)."""
+    dropped = []
+    mine = prefix()
+    for name, m in marks.databases(conn).items():
+        if m and m.get("kind") == "scratch" and m.get("learner") == mine and marks.abandoned(m):
+            drop(conn, name)
+            dropped.append(name)
+    return dropped

@@ -25,6 +25,7 @@ from pytest_alembic.config import Config
 from sqlalchemy.engine import Engine
 
 from workbook import db, migrate, models, templates
+from workbook.marks import q
 from workbook.config import settings
 from workbook.errors import WorkbookError
 
@@ -68,17 +69,13 @@ def alembic_engine() -> Iterator[Engine]:
 
     Empty, not a copy of the seeded data: pytest-alembic migrates from base, and a test that
     needs rows inserts them (alembic_runner.insert_into). No pool, so the drop finds nobody
-    connected. The name follows the scratch pattern, so `workbook reset` removes one left
-    behind by a test run that was killed.
+    connected. It is marked as a scratch copy owned by this process, so one left behind by a
+    test run that was killed is removed by the next check or reset.
     """
-    name = f"{templates.prefix()}__scratch_{os.getpid()}_t{next(_counter)}"
-    with db.admin() as conn:
-        templates.drop(conn, name)
-        conn.execute(sa.text(f"CREATE DATABASE {templates.q(name)} TEMPLATE template0"))
-    engine = db.engine(name)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-        with db.admin() as conn:
-            templates.drop(conn, name)
+    empty = lambda conn, name: conn.execute(sa.text(f"CREATE DATABASE {q(name)} TEMPLATE template0"))  # noqa: E731
+    with templates.created(empty) as name:
+        engine = db.engine(name)
+        try:
+            yield engine
+        finally:
+            engine.dispose()

@@ -35,15 +35,25 @@ def backend():
 
 
 def url(database: str | None = None) -> str:
-    """The learner's database URL (postgresql+psycopg://...), starting the server if needed."""
+    """The learner's database URL (postgresql+psycopg://...), password included: for clients only."""
     b = ensure_ready()
     return b.server_url(database or b.learner_database).render_as_string(hide_password=False)
 
 
-def engine(database: str | None = None) -> Engine:
-    """An engine without a pool, so no idle session keeps a database from being cloned or dropped."""
+def display(u) -> str:
+    """A URL to show a person: the password replaced by ***."""
+    return sa.engine.make_url(u).render_as_string(hide_password=True)
+
+
+def engine(database: str | None = None, statement_timeout: float | None = None) -> Engine:
+    """An engine without a pool, so no idle session keeps a database from being cloned or dropped.
+
+    statement_timeout (seconds) bounds every statement of its sessions unless they SET another.
+    """
     b = ensure_ready()
-    return sa.create_engine(b.server_url(database or b.learner_database), poolclass=NullPool)
+    args = {"options": f"-c statement_timeout={int(statement_timeout * 1000)}"} if statement_timeout else {}
+    return sa.create_engine(b.server_url(database or b.learner_database), poolclass=NullPool,
+                            connect_args=args)
 
 
 @contextlib.contextmanager
@@ -107,24 +117,68 @@ def _transient(exc: Exception) -> bool:
 def _explained(b) -> Iterator[None]:
     try:
         yield
-    except sa.exc.OperationalError as exc:
-        if "terminating connection" in str(exc) or "server closed the connection" in str(exc):
-            raise
+    except sa.exc.DBAPIError as exc:
         raise WorkbookError(explain(exc, b)) from None
 
 
+@contextlib.contextmanager
+def explained() -> Iterator[None]:
+    """Database errors inside the block become one WorkbookError that says what to do."""
+    with _explained(ensure_ready()):
+        yield
+
+
+# What a learner can do about a server's refusal, by SQLSTATE (PostgreSQL's error codes).
+BY_SQLSTATE = {
+    "53100": "The server ran out of disk space ({text}). Free some space on {where}, then run it again.",
+    "53000": "The server is short of resources ({text}). Free some space or memory on {where}, then run it again.",
+    "53300": ("{where} has no free connection slots ({text}). Close notebooks you no longer use, or "
+              "ask whoever runs the server to raise max_connections."),
+    "57P01": "{where} was shut down in the middle ({text}). Start it again ({start}) and re-run the command.",
+    "57P02": "{where} crashed and restarted in the middle ({text}). Run the command again.",
+    "57P03": "{where} is starting or shutting down ({text}). Wait a moment and run the command again.",
+    "28P01": "{where} refused the password ({text}). Check the user and password in {source}.",
+    "28000": "{where} refused the login ({text}). Check the user in {source} and the server's pg_hba.conf.",
+    "55006": "{text}. Close the other sessions using that database (other notebooks, psql) and try again.",
+}
+
+
 def explain(exc: Exception, b) -> str:
-    """Turn a connection failure into what was found, what was expected and what to do."""
-    text = str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+    """Turn a database failure into what was found, what was expected and what to do."""
+    text = first_line(exc)
     where = b.describe()
     low = text.lower()
+    state = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    if state in BY_SQLSTATE:
+        return BY_SQLSTATE[state].format(text=text, where=where, source=b.url_source,
+                                         start=b.start_hint.rstrip("."))
+    if state == "42501" and "create database" in low:
+        return (f"{where} does not let this role create databases ({text}). The workbook needs "
+                "CREATEDB for its templates and throw-away copies: ask for `ALTER ROLE ... CREATEDB`, "
+                "or use the embedded server (unset WORKBOOK_DB).")
+    if state == "42501":
+        return (f"{where} refused: {text}. The database belongs to another role; use a "
+                "DATABASE_URL whose user owns it, or name a database that does not exist yet.")
+    if state == "3D000" or ("does not exist" in low and "database" in low):
+        return (f"{where} has no such database ({text}). If it is your workbook database, a "
+                "reset may have been interrupted: run `workbook reset` (or the notebook's setup "
+                f"cell) to make it again; otherwise check the name in {b.url_source}.")
+    if "server closed the connection" in low or "terminating connection" in low:
+        return (f"{where} closed the connection in the middle ({text}); it may have restarted. "
+                f"Run the command again; if it keeps happening: {b.start_hint}")
     if "password authentication failed" in low or "no password supplied" in low:
         return (f"{where} refused the password ({text}). Check the user and password in "
                 f"{b.url_source}.")
-    if "does not exist" in low and "database" in low:
-        return (f"{where} has no such database ({text}). Create it, or point {b.url_source} "
-                "at a database that exists.")
     if "connection refused" in low or "could not connect" in low or "no such file" in low \
             or "timeout" in low or "could not translate host" in low:
         return f"Could not reach {where} ({text}). {b.start_hint}"
+    if state:
+        return (f"{where} answered with an error: {text}. Run it again; if it repeats, "
+                "`workbook db status` shows the server, and the message above is worth reporting.")
     return f"{where} did not accept the connection: {text}. {b.start_hint}"
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of what the database (or anything else) said."""
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -22,6 +22,7 @@ class Docker:
     url_source = "docker-compose.yml"
     learner_database = DATABASE
     maintenance_database = "postgres"
+    owns_server = True  # the Compose volume is the workbook's; it creates "workbook" itself
     start_hint = "Start it with `workbook db up` (docker compose up -d --wait)."
 
     def describe(self) -> str:

@@ -40,6 +40,7 @@ class Embedded:
     url_source = "the embedded server (it uses no password)"
     learner_database = "workbook"
     maintenance_database = "postgres"
+    owns_server = True  # made by the workbook in .workbook/: its database "workbook" is ours
 
     def __init__(self, data_dir: Path):
         self.data_dir = data_dir

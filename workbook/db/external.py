@@ -1,6 +1,8 @@
 """Any PostgreSQL server named by DATABASE_URL: a classroom server, a managed instance, CI."""
 from __future__ import annotations
 
+import re
+
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
@@ -13,7 +15,7 @@ def normalise(raw: str) -> URL:
         u = sa.engine.make_url(raw.strip())
     except sa.exc.ArgumentError:
         raise WorkbookError(
-            f"DATABASE_URL {raw!r} is not a database URL. "
+            f"DATABASE_URL ({hidden(raw)!r}) is not a database URL. "
             "Expected something like postgresql://user:password@host:5432/dbname."
         ) from None
     if u.get_backend_name() not in ("postgres", "postgresql"):
@@ -24,9 +26,15 @@ def normalise(raw: str) -> URL:
     return u.set(drivername="postgresql+psycopg")
 
 
+def hidden(raw: str) -> str:
+    """A URL as typed, with anything that may be a password replaced by ***."""
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", raw.strip())[:80]
+
+
 class FromURL:
     name = "url"
     url_source = "DATABASE_URL"
+    owns_server = False  # someone else's server: only databases the workbook marked are its own
 
     def __init__(self, raw: str):
         self._url = normalise(raw)

@@ -1,0 +1,121 @@
+"""Which databases are the workbook's, and whose: names, marks and owners.
+
+Every database the workbook creates carries a mark in its comment (COMMENT ON DATABASE): what
+it is (learner, template, scratch), for which learner, and for a scratch copy the process that
+owns it. Nothing unmarked is ever dropped. Names are unambiguous on a shared server: each
+learner's names start with a key made from the full database name (a readable part and a
+hash), and a scratch copy's name adds the host and process that made it.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import socket
+import time
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+MARK = "alembic-workbook "
+ORPHAN_AGE = 3600  # seconds after which another host's scratch copy counts as abandoned
+
+
+def q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def learner_key(database: str) -> str:
+    """A short name prefix that only this learner database produces."""
+    readable = "".join(ch for ch in database.lower() if ch.isascii() and ch.isalnum())[:12] or "db"
+    return f"wb_{readable}_{hashlib.sha256(database.encode()).hexdigest()[:8]}"
+
+
+@functools.cache
+def host_id() -> str:
+    """This machine, and this process namespace on it: containers with small pids differ here."""
+    parts = [socket.gethostname()]
+    for path in ("/proc/sys/kernel/random/boot_id",):
+        try:
+            with open(path) as f:
+                parts.append(f.read().strip())
+        except OSError:
+            pass
+    try:
+        parts.append(os.readlink("/proc/self/ns/pid"))
+    except OSError:
+        pass
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:8]
+
+
+def process_start(pid: int) -> str | None:
+    """When a process started (Linux), so a reused pid is not mistaken for the owner."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def owner() -> dict:
+    pid = os.getpid()
+    return {"host": host_id(), "pid": pid, "start": process_start(pid), "at": round(time.time())}
+
+
+def scratch_name(learner: str, n: int) -> str:
+    return f"{learner_key(learner)}_s{host_id()[:6]}_{os.getpid()}_{n}"
+
+
+def mark(conn: Connection, database: str, kind: str, **facts) -> None:
+    text = MARK + json.dumps({"kind": kind, **facts}, sort_keys=True)
+    conn.execute(sa.text(f"COMMENT ON DATABASE {q(database)} IS {_literal(text)}"))
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _parse(comment: str | None) -> dict | None:
+    if not comment or not comment.startswith(MARK):
+        return None
+    try:
+        found = json.loads(comment[len(MARK):])
+    except ValueError:
+        return None
+    return found if isinstance(found, dict) else None
+
+
+def databases(conn: Connection) -> dict[str, dict | None]:
+    """Every database on the server with its workbook mark (None when unmarked)."""
+    rows = conn.execute(sa.text(
+        "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database")).all()
+    return {name: _parse(comment) for name, comment in rows}
+
+
+def of(conn: Connection, database: str) -> tuple[bool, dict | None]:
+    """(exists, mark) for one database."""
+    row = conn.execute(sa.text("SELECT shobj_description(oid, 'pg_database') FROM pg_database "
+                               "WHERE datname = :n"), {"n": database}).first()
+    return (row is not None, _parse(row[0]) if row else None)
+
+
+def abandoned(m: dict, now: float | None = None) -> bool:
+    """A scratch copy whose owner is gone: dead on this host, or old enough anywhere."""
+    now = time.time() if now is None else now
+    if m.get("host") == host_id():
+        pid = m.get("pid")
+        if not isinstance(pid, int) or not _alive(pid):
+            return True
+        return m.get("start") is not None and process_start(pid) not in (None, m["start"])
+    return now - float(m.get("at") or 0) > ORPHAN_AGE
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
