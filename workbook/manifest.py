@@ -23,6 +23,7 @@ class Exercise:
     hints: tuple[str, ...]
     revision: str | None = None
     down_revision: str | None = None
+    deadline: float = 60  # seconds a check may take before it is stopped with a verdict
 
     @property
     def number(self) -> str:

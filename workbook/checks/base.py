@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from workbook import db, manifest, migrate, schema, templates
+from workbook.checks import runner
 from workbook.config import settings
 from workbook.errors import WorkbookError  # noqa: F401  (re-exported for callers)
 from workbook.manifest import ROOT, Exercise
@@ -76,9 +77,18 @@ class Step:
 
 
 class Evidence(dict):
-    """What the replay observed. Attribute access for readability in judges."""
+    """What the replay observed. Attribute access for readability in judges.
 
-    __getattr__ = dict.get
+    A key that was never gathered is an error, not None: a misspelt name must not judge silently.
+    Use ev.get(name) for evidence that only some paths gather.
+    """
+
+    def __getattr__(self, key: str):
+        try:
+            return self[key]
+        except KeyError:
+            raise AttributeError(f"no evidence named {key!r} was gathered") from None
+
     __setattr__ = dict.__setitem__
 
     def require(self, *steps: str) -> None:
@@ -98,16 +108,26 @@ class Replay:
     database: str
     explain: Callable[[str], str | None] | None = None
     evidence: Evidence = field(default_factory=Evidence)
+    statement_timeout: float | None = None
+    on_phase: Callable[[str], None] | None = None
+    current_phase: str = "starting the replay"
 
     @property
     def path(self) -> Path:
         return self.exercise.path(self.track_dir)
 
     def engine(self):
-        return db.engine(self.database)
+        return db.engine(self.database, statement_timeout=self.statement_timeout)
+
+    def phase(self, text: str) -> None:
+        """Say what the replay is doing now: shown as progress, and named if the deadline hits."""
+        self.current_phase = text
+        if self.on_phase:
+            self.on_phase(text)
 
     def migrate(self, conn, verb: str, target: str) -> Step:
         """Run alembic upgrade/downgrade on conn, turning a failure into a learner's message."""
+        self.phase(f"running your {verb} to {target}")
         try:
             migrate.run(conn, verb, target, self.track_dir)
             return Step(True)
@@ -134,9 +154,7 @@ class Replay:
         return thread, box
 
 
-def first_line(exc: object) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+first_line = db.first_line
 
 
 def relative(path: Path) -> str:
@@ -229,8 +247,13 @@ def preflight(ex: Exercise, track_dir: Path) -> str | None:
     return None
 
 
-def check(name: str, track_dir: Path | str | None = None) -> Report:
-    """Judge one exercise. Never raises for the learner's mistakes; WorkbookError when it cannot run."""
+def check(name: str, track_dir: Path | str | None = None, deadline: float | None = None,
+          progress: Callable[[str], None] | None = None) -> Report:
+    """Judge one exercise. Never raises for the learner's mistakes; WorkbookError when it cannot run.
+
+    The replay runs in a child process and stops at the exercise's deadline (the manifest's,
+    or `deadline` seconds); `progress` hears each phase of it as it starts.
+    """
     ex = manifest.get(name)
     track_dir = Path(track_dir) if track_dir else settings().track_dir
     module = importlib.import_module(ex.check)
@@ -247,13 +270,38 @@ def check(name: str, track_dir: Path | str | None = None) -> Report:
         hint = f"Not attempted yet: {relative(path)} is still the stub. Start with `workbook hint {ex.number}`."
         return report(NOT_ATTEMPTED, [_result(c, NOT_ATTEMPTED, hint) for c in module.CRITERIA])
 
+    limit = deadline or ex.deadline
     with templates.scratch(ex.start) as database:
-        replay = Replay(ex, track_dir, database, getattr(module, "explain", None))
-        evidence = module.gather(replay)
+        outcome = runner.gather(ex, track_dir, database, limit, progress)
 
-    results = [_judge(c, evidence) for c in module.CRITERIA]
-    status = PASSED if all(r.outcome == PASSED for r in results if r.required) else FAILED
+    if outcome.evidence is None:
+        status, first = _no_evidence(outcome, limit)
+        return report(status, [first] + [_result(c, status, "Not checked: see the first line.")
+                                          for c in module.CRITERIA])
+    results = [_judge(c, outcome.evidence) for c in module.CRITERIA]
+    if any(r.outcome == ERROR for r in results):
+        status = ERROR
+    else:
+        status = PASSED if all(r.outcome == PASSED for r in results if r.required) else FAILED
     return report(status, results)
+
+
+def _no_evidence(outcome, limit: float) -> tuple[str, Result]:
+    """The one verdict when the replay produced nothing to judge."""
+    if outcome.stopped_after is not None:
+        return FAILED, Result(
+            "deadline", f"The replay finishes within {limit:.0f} s.", True, FAILED,
+            f"Stopped after {limit:.0f} s while {outcome.phase}. Expected the revision to finish well "
+            "within that: look for a loop that never advances (a batch whose range does not move) "
+            "or a lock that is never granted (a second connection holding it).")
+    if outcome.db_error:
+        return FAILED, Result(
+            "replay", "The checks can read the database your revision leaves.", True, FAILED,
+            f"{outcome.db_error}. Expected finding and lead as the exercise describes them: does "
+            "your revision drop or rename something the exercise did not ask for?")
+    return ERROR, Result("run", "The check ran to the end.", True, ERROR,
+                         f"The check could not run: {outcome.error}. Run it again; if it repeats, "
+                         "please report it with this line.")
 
 
 def _result(c: Criterion, outcome: str, message: str) -> Result:

@@ -30,7 +30,7 @@ def upgrade_again(ev: Evidence) -> str:
 @criterion("lock_timeout", "Advisory: the revision sets a lock_timeout.", required=False)
 def lock_timeout(ev: Evidence) -> str:
     """Assert that a DDL waiting for its lock gives up instead of queueing every query behind it."""
-    return lint.require_lock_timeout(ev.sql)
+    return lint.require_lock_timeout(ev.get("sql"))
 
 
 def squawk(ignore: dict[str, str] | None = None) -> Criterion:
@@ -38,5 +38,5 @@ def squawk(ignore: dict[str, str] | None = None) -> Criterion:
     @criterion("squawk", "Advisory: squawk reports nothing on the revision's SQL.", required=False)
     def squawk_clean(ev: Evidence) -> str:
         """Assert that a migration linter finds nothing unsafe in the SQL this revision runs."""
-        return lint.squawk_verdict(ev.sql, ignore=ignore)
+        return lint.squawk_verdict(ev.get("sql"), ignore=ignore)
     return squawk_clean

@@ -161,7 +161,7 @@ def writers_not_blocked(ev: Evidence) -> str:
 @criterion("concurrent_drop", "Advisory: the downgrade drops the index concurrently.", required=False)
 def concurrent_drop(ev: Evidence) -> str:
     """Assert that the rollback does not take ACCESS EXCLUSIVE on finding (plain DROP INDEX does)."""
-    down = (ev.sql or {}).get("downgrade", "")
+    down = (ev.get("sql") or {}).get("downgrade", "")
     if "DROP INDEX CONCURRENTLY" not in down.upper():
         raise Incorrect("The downgrade runs DROP INDEX without CONCURRENTLY, which takes ACCESS "
                         "EXCLUSIVE: even reads of finding wait. Use postgresql_concurrently=True in "

@@ -275,7 +275,7 @@ def catches_planted_bugs(ev: Evidence) -> str:
     reach production because the upgrade works and only the rollback, or a second head, or a
     drifted model, is wrong.
     """
-    if ev.mutants is None:
+    if ev.get("mutants") is None:
         raise Incorrect("Not checked: your tests must pass against the correct chain first, "
                         "or their failing would prove nothing.")
     caught = [name for name, run in ev.mutants.items() if run.caught]

@@ -1,0 +1,112 @@
+"""Run an exercise's gather() in a child process, bounded by the exercise's deadline.
+
+A learner's revision may sleep for an hour, loop forever in Python, or wait on a lock nobody
+releases. Run in the notebook's kernel, none of that could be stopped: a thread cannot be
+killed. In a child process (its own process group, so the pytest runs of exercise 4 go too) it
+can: at the deadline the group is killed and the caller drops the scratch database, which ends
+its sessions. The child reports what it is doing (its phase) as it goes, so a verdict can say
+where it stopped, and a progress display can show it.
+"""
+from __future__ import annotations
+
+import importlib
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from workbook.errors import WorkbookError
+
+
+@dataclass
+class Outcome:
+    """What the child came back with: evidence, or why there is none."""
+    evidence: object = None
+    phase: str = "starting the replay"
+    stopped_after: float | None = None   # the deadline was reached
+    db_error: str | None = None          # the database refused something the check needed
+    error: str | None = None             # anything else: the check could not run
+
+
+def gather(ex, track_dir: Path, database: str, deadline: float,
+           progress: Callable[[str], None] | None = None) -> Outcome:
+    ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    receive, send = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_child, args=(send, ex.id, str(track_dir), database, deadline),
+                        daemon=True)
+    start = time.monotonic()
+    child.start()
+    send.close()
+    outcome = Outcome()
+    try:
+        while True:
+            left = deadline - (time.monotonic() - start)
+            if left <= 0:
+                outcome.stopped_after = deadline
+                return outcome
+            if not receive.poll(min(left, 0.25)):
+                if not child.is_alive() and not receive.poll():
+                    outcome.error = f"the check's process ended unexpectedly (exit code {child.exitcode})"
+                    return outcome
+                continue
+            try:
+                kind, payload = receive.recv()
+            except EOFError:
+                outcome.error = f"the check's process ended unexpectedly (exit code {child.exitcode})"
+                return outcome
+            if kind == "phase":
+                outcome.phase = payload
+                if progress:
+                    progress(payload)
+            else:
+                setattr(outcome, kind, payload)
+                return outcome
+    finally:
+        _stop(child)
+        receive.close()
+
+
+def _stop(child) -> None:
+    if child.is_alive() and child.pid:
+        try:
+            os.killpg(child.pid, signal.SIGKILL)
+        except (OSError, AttributeError):
+            child.kill()
+    child.join(5)
+
+
+def _child(send, exercise_id: str, track_dir: str, database: str, deadline: float) -> None:
+    if hasattr(os, "setpgid"):
+        os.setpgid(0, 0)  # one group: the deadline stops the subprocesses a check starts too
+    import sqlalchemy as sa
+
+    from workbook import db, manifest
+    from workbook.checks.base import Replay
+
+    ex = manifest.get(exercise_id)
+    module = importlib.import_module(ex.check)
+    lock = threading.Lock()  # phases may come from the migration's thread too
+
+    def on_phase(text: str) -> None:
+        with lock:
+            send.send(("phase", text))
+
+    replay = Replay(ex, Path(track_dir), database, getattr(module, "explain", None),
+                    statement_timeout=deadline, on_phase=on_phase)
+    try:
+        evidence = module.gather(replay)
+        with lock:
+            send.send(("evidence", evidence))
+    except sa.exc.DBAPIError as exc:
+        send.send(("db_error", f"While {replay.current_phase}, PostgreSQL said: {db.first_line(exc)}"))
+    except WorkbookError as exc:
+        send.send(("error", str(exc)))
+    except Exception as exc:  # a bug in the check itself: one line, never a traceback
+        send.send(("error", f"{type(exc).__name__}: {db.first_line(exc)}"))
+    finally:
+        send.close()
