@@ -14,24 +14,32 @@ FINDINGS = 1_000_000
 LEADS = 100_000
 ALREADY_INFORMATIONAL_EVERY = 2_500  # one row in 2,500: 400 rows at the default scale
 
+# Every category is drawn at random (seeded), not from the row's id: real data has no period,
+# and a check must not let a bug pass because the data repeats itself. The rows already spelled
+# 'informational' are exactly n / 2,500 rows picked at random (`pick` ranks the rows randomly).
 FINDING_SQL = """
 INSERT INTO finding (title, severity, asset_id, status, created_at)
 SELECT
     (ARRAY['Outdated TLS version', 'Open S3 bucket', 'Default credentials', 'Missing patch',
            'Weak cipher suite', 'Exposed admin panel', 'Verbose error page',
-           'Self-signed certificate'])[1 + (g % 8)] || ' on asset ' || (g % 5000),
+           'Self-signed certificate'])[1 + floor(t * 8)::int] || ' on asset ' || asset,
     CASE
-        WHEN g % :every = 0 THEN 'informational'
+        WHEN pick <= CAST(:n AS bigint) / CAST(:every AS bigint) THEN 'informational'
         WHEN r < 0.01 THEN 'critical'
         WHEN r < 0.06 THEN 'high'
         WHEN r < 0.26 THEN 'medium'
         WHEN r < 0.70 THEN 'low'
         ELSE 'info'
     END,
-    1 + (g % 5000),
-    CASE WHEN g % 7 = 0 THEN 'resolved' ELSE 'open' END,
+    asset,
+    CASE WHEN s < 1.0 / 7 THEN 'resolved' ELSE 'open' END,
     timestamptz '2025-01-01' + (g * interval '30 seconds')
-FROM (SELECT g, random() AS r FROM generate_series(1, :n) AS g) AS s
+FROM (
+    SELECT g, r, t, s, 1 + floor(a * 5000)::int AS asset, row_number() OVER (ORDER BY p) AS pick
+    FROM (SELECT g, random() AS r, random() AS t, random() AS s, random() AS a, random() AS p
+          FROM generate_series(1, :n) AS g) AS draws
+) AS rows
+ORDER BY g
 """
 
 LEAD_SQL = """
@@ -39,7 +47,7 @@ INSERT INTO lead (name, email, company, created_at)
 SELECT
     'Lead ' || g,
     'lead' || g || '@example.com',
-    (ARRAY['Acme', 'Globex', 'Initech', 'Umbrella', 'Hooli', NULL])[1 + (g % 6)],
+    (ARRAY['Acme', 'Globex', 'Initech', 'Umbrella', 'Hooli', NULL])[1 + floor(random() * 6)::int],
     timestamptz '2025-01-01' + (g * interval '5 minutes')
 FROM generate_series(1, :n) AS g
 """
