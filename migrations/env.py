@@ -64,10 +64,16 @@ def run_migrations_online() -> None:
         from workbook import db
         from workbook.errors import WorkbookError
 
+        # A learner's command line: say what is wrong in a sentence, not a traceback.
         try:
-            connectable = create_engine(db.url(), poolclass=pool.NullPool)
+            with db.explained():
+                connection = create_engine(db.url(), poolclass=pool.NullPool).connect()
         except WorkbookError as err:
             raise SystemExit(f"alembic: {err}") from None
+        with connection:
+            do_run_migrations(connection)
+            connection.commit()
+        return
     with connectable.connect() as connection:
         do_run_migrations(connection)
         connection.commit()

@@ -1,7 +1,10 @@
 """Shared helpers: every test runs against a real PostgreSQL (embedded, or DATABASE_URL in CI)."""
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -15,6 +18,12 @@ from workbook.manifest import ROOT
 def database_ready():
     from workbook import db
     db.ensure_ready()
+
+
+def run_cli(*args, env=None, timeout=300):
+    """`workbook ARGS` as a learner runs it: a process of its own, from the repository."""
+    return subprocess.run([sys.executable, "-m", "workbook", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=timeout, cwd=ROOT)
 
 
 def make_track(tmp_path: Path, **files: str) -> Path:

@@ -12,10 +12,7 @@ from workbook.db.external import normalise
 from workbook.errors import WorkbookError
 from workbook.manifest import ROOT
 
-
-def run_cli(*args, env=None, timeout=120):
-    return subprocess.run([sys.executable, "-m", "workbook", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=timeout, cwd=ROOT)
+from conftest import run_cli
 
 
 @pytest.mark.parametrize("raw", ["postgres://u:p@h:5/d", "postgresql://u:p@h:5/d", "postgresql+psycopg2://u:p@h:5/d"])

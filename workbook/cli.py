@@ -27,8 +27,12 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="workbook", description="The Alembic migration workbook.")
     sub = p.add_subparsers(required=True, metavar="COMMAND")
 
-    d = sub.add_parser("db", help="start, stop or show the database (WORKBOOK_DB picks which)")
-    d.add_argument("action", choices=["up", "down", "status", "url"])
+    d = sub.add_parser("db", help="start, stop or show the database (WORKBOOK_DB picks which)",
+                       description="up/down start and stop the server the workbook runs; status and "
+                       "url describe it; remove drops every database the workbook made for you on "
+                       "it (your database, scratch copies, templates you built), and nothing else.")
+    d.add_argument("action", choices=["up", "down", "status", "url", "remove"])
+    d.add_argument("--yes", action="store_true", help="with remove: really drop them")
     d.set_defaults(func=cmd_db)
 
     r = sub.add_parser("reset", help="put your database at an exercise's start (default: 01)")
@@ -72,6 +76,14 @@ def cmd_db(args) -> int:
     elif args.action == "status":
         for key, value in b.status().items():
             print(f"{key:>9}: {value}")
+    elif args.action == "remove":
+        from workbook import templates
+
+        names = templates.remove(dry_run=not args.yes)
+        if not args.yes:
+            print("Would drop " + (", ".join(names) or "nothing") + ". Add --yes to drop them.")
+            return 1 if names else 0
+        print("Dropped " + (", ".join(names) or "nothing: the workbook had made no database here") + ".")
     else:
         print(db.url())
     return 0

@@ -248,3 +248,22 @@ def sweep(conn: Connection) -> list[str]:
             drop(conn, name)
             dropped.append(name)
     return dropped
+
+
+def mine(conn: Connection) -> list[str]:
+    """What this learner's workbook made on the server: its database, scratch copies, templates."""
+    key = prefix()
+    return sorted(name for name, m in marks.databases(conn).items()
+                  if m and key in (m.get("key"), m.get("learner"), m.get("by")))
+
+
+def remove(dry_run: bool = False) -> list[str]:
+    """Drop mine(), and only that (`workbook db remove`). Another learner rebuilds a shared
+    template it still needs."""
+    with db.admin() as conn:
+        names = mine(conn)
+        if not dry_run:
+            for name in names:
+                conn.execute(sa.text(f"ALTER DATABASE {q(name)} IS_TEMPLATE false"))
+                drop(conn, name)
+    return names

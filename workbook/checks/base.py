@@ -130,6 +130,7 @@ class Replay:
         self.phase(f"running your {verb} to {target}")
         try:
             migrate.run(conn, verb, target, self.track_dir)
+            self.phase(f"reading the database after your {verb}")
             return Step(True)
         except Exception as exc:  # the learner's code may raise anything; we explain it
             if conn.in_transaction():

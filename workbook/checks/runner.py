@@ -97,7 +97,7 @@ def _child(send, exercise_id: str, track_dir: str, database: str, deadline: floa
             send.send(("phase", text))
 
     replay = Replay(ex, Path(track_dir), database, getattr(module, "explain", None),
-                    statement_timeout=deadline, on_phase=on_phase)
+                    statement_timeout=deadline + 5, on_phase=on_phase)  # a backstop should the kill not reach the server
     try:
         evidence = module.gather(replay)
         with lock:

@@ -42,7 +42,8 @@ def url(database: str | None = None) -> str:
 
 def display(u) -> str:
     """A URL to show a person: the password replaced by ***."""
-    return sa.engine.make_url(u).render_as_string(hide_password=True)
+    u = sa.engine.make_url(u)
+    return u.set(drivername=u.get_backend_name()).render_as_string(hide_password=True)
 
 
 def engine(database: str | None = None, statement_timeout: float | None = None) -> Engine:
@@ -134,7 +135,8 @@ BY_SQLSTATE = {
     "53000": "The server is short of resources ({text}). Free some space or memory on {where}, then run it again.",
     "53300": ("{where} has no free connection slots ({text}). Close notebooks you no longer use, or "
               "ask whoever runs the server to raise max_connections."),
-    "57P01": "{where} was shut down in the middle ({text}). Start it again ({start}) and re-run the command.",
+    "57P01": ("{where} ended the session in the middle ({text}): the server was stopped, or someone "
+              "ended the session. Run the command again; if it says the server is down: {start}."),
     "57P02": "{where} crashed and restarted in the middle ({text}). Run the command again.",
     "57P03": "{where} is starting or shutting down ({text}). Wait a moment and run the command again.",
     "28P01": "{where} refused the password ({text}). Check the user and password in {source}.",

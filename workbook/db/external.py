@@ -13,7 +13,7 @@ def normalise(raw: str) -> URL:
     """Accept postgres://, postgresql:// and other drivers; always talk through psycopg 3."""
     try:
         u = sa.engine.make_url(raw.strip())
-    except sa.exc.ArgumentError:
+    except (sa.exc.ArgumentError, ValueError):  # ValueError: a port that is not a number
         raise WorkbookError(
             f"DATABASE_URL ({hidden(raw)!r}) is not a database URL. "
             "Expected something like postgresql://user:password@host:5432/dbname."
