@@ -16,8 +16,8 @@ def test_stub_detection_ignores_comments_and_docstrings(tmp_path):
     assert not base.is_stub(path)
 
 
-def test_notebook_check_raises_naming_the_failed_criteria(monkeypatch, capsys):
-    monkeypatch.setenv("WORKBOOK_TRACK", "exercises")
+def test_notebook_check_raises_naming_the_failed_criteria(monkeypatch, capsys, stub_track):
+    monkeypatch.setenv("WORKBOOK_TRACK", str(stub_track))
     with pytest.raises(AssertionError, match="not attempted: index_exists, planner_uses_it"):
         notebook.check("01")
     assert "not attempted yet" in capsys.readouterr().out
