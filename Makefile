@@ -1,4 +1,6 @@
-# make lab   : create .venv, install, start the database, open JupyterLab on notebooks/
+# make lab   : create .venv, install, start the database, serve JupyterLab on this folder
+#              (root included: --allow-root is added then), opening notebooks/00_setup.ipynb
+# make update: git pull, with notebooks you ran (their outputs do not count as changes)
 # make test  : same set-up, then the whole test suite (unit tests and every notebook)
 # make bench : measure start, seeding, reset, checks and the test suite
 PYTHON ?= python3
@@ -6,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: lab test bench db clean
+.PHONY: lab test bench db clean notebook-filter update
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,9 +20,22 @@ $(STAMP): requirements.txt pyproject.toml
 db: $(STAMP)
 	$(BIN)/workbook db up
 
-lab: db
+# JupyterLab saves outputs into the notebooks; this git filter keeps them out of `git status`
+# and `git pull`. Skipped quietly outside a git checkout (a zip download).
+notebook-filter:
+	@if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
+	  git config filter.notebook-strip.clean "$(PYTHON) workbook/strip.py" && \
+	  git config filter.notebook-strip.smudge cat; fi
+
+# `git pull` after running notebooks. Their outputs are not changes (the filter strips them), but
+# git trusts file sizes until `git add` records the files again; real edits of yours get staged.
+update: notebook-filter
+	git add -- 'notebooks/*.ipynb'
+	git pull
+
+lab: db notebook-filter
 	$(BIN)/workbook reset 01
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/jupyter lab notebooks/
+	$(BIN)/python -m workbook.serve
 
 test: db
 	WORKBOOK_TRACK=solutions $(BIN)/pytest tests --nbval-lax --nbval-current-env notebooks

@@ -1,15 +1,18 @@
 """Shared helpers: every test runs against a real PostgreSQL (embedded, or DATABASE_URL in CI)."""
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import textwrap
 from pathlib import Path
 
 import pytest
 
+from workbook import manifest
 from workbook.checks import base
 from workbook.manifest import ROOT
 
@@ -24,6 +27,31 @@ def run_cli(*args, env=None, timeout=300):
     """`workbook ARGS` as a learner runs it: a process of its own, from the repository."""
     return subprocess.run([sys.executable, "-m", "workbook", *args], capture_output=True, text=True,
                           env={**os.environ, **(env or {})}, timeout=timeout, cwd=ROOT)
+
+
+@pytest.fixture(scope="session")
+def stub_track(tmp_path_factory) -> Path:
+    """exercises/ as committed (the untouched stubs), never the learner's working files.
+
+    A learner who has edited or solved the exercises still gets a green `make test`. Without git
+    (a zip download) there is no committed copy to compare with, so the tests using it skip.
+    """
+    try:
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", "HEAD", "exercises"],
+                                 capture_output=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("not a git checkout (a zip download?): the untouched stubs are read from git, "
+                    "so the tests of the stubs cannot run here")
+    out = tmp_path_factory.mktemp("committed")
+    safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}  # Python < 3.11.4 has none
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(out, **safe)
+    track = out / "exercises"
+    solved = [ex.file for ex in manifest.exercises() if ex.revision and not base.is_stub(track / ex.file)]
+    if solved:
+        pytest.skip(f"the committed {', '.join(solved)} is no longer the stub (your work was committed), "
+                    "so the tests of the untouched stubs cannot run")
+    return track
 
 
 def make_track(tmp_path: Path, **files: str) -> Path:

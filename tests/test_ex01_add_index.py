@@ -18,8 +18,8 @@ def test_solution_passes_every_criterion():
     assert set(outcomes(report).values()) == {base.PASSED}
 
 
-def test_untouched_stub_is_not_attempted():
-    report = check(ROOT / "exercises")
+def test_untouched_stub_is_not_attempted(stub_track):
+    report = check(stub_track)
     assert report.status == base.NOT_ATTEMPTED
     assert "still the stub" in message(report, "index_exists")
 

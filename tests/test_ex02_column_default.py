@@ -17,8 +17,8 @@ def test_solution_passes_every_criterion():
     assert set(outcomes(report).values()) == {base.PASSED}
 
 
-def test_untouched_stub_is_not_attempted():
-    assert base.check("02", ROOT / "exercises").status == base.NOT_ATTEMPTED
+def test_untouched_stub_is_not_attempted(stub_track):
+    assert base.check("02", stub_track).status == base.NOT_ATTEMPTED
 
 
 def test_python_side_default_is_recognised(tmp_path):

@@ -20,8 +20,8 @@ def test_solution_passes_every_criterion():
     assert set(outcomes(report).values()) == {base.PASSED}
 
 
-def test_untouched_stub_is_not_attempted():
-    assert base.check("03", ROOT / "exercises").status == base.NOT_ATTEMPTED
+def test_untouched_stub_is_not_attempted(stub_track):
+    assert base.check("03", stub_track).status == base.NOT_ATTEMPTED
 
 
 def test_seeds_pair_fails_only_the_exact_rollback(tmp_path):

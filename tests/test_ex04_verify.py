@@ -24,8 +24,8 @@ def test_solution_catches_every_planted_bug():
     assert f"caught {len(MUTANTS)} of {len(MUTANTS)} planted bugs" in message(report, "catches_planted_bugs")
 
 
-def test_untouched_stub_is_not_attempted():
-    report = base.check("04", ROOT / "exercises")
+def test_untouched_stub_is_not_attempted(stub_track):
+    report = base.check("04", stub_track)
     assert report.status == base.NOT_ATTEMPTED
     assert "still the stub" in message(report, "passes_on_correct")
 

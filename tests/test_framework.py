@@ -16,10 +16,12 @@ def test_stub_detection_ignores_comments_and_docstrings(tmp_path):
     assert not base.is_stub(path)
 
 
-def test_notebook_check_raises_naming_the_failed_criteria(monkeypatch, capsys):
-    monkeypatch.setenv("WORKBOOK_TRACK", "exercises")
-    with pytest.raises(AssertionError, match="not attempted: index_exists, planner_uses_it"):
+def test_notebook_check_fails_the_cell_with_one_line(monkeypatch, capsys, stub_track):
+    monkeypatch.setenv("WORKBOOK_TRACK", str(stub_track))
+    with pytest.raises(AssertionError, match=r"Exercise 01: not attempted yet\. Edit .*01_add_index\.py") as caught:
         notebook.check("01")
+    shown = caught.value._render_traceback_()  # what IPython prints instead of a traceback
+    assert len(shown) == 1 and "not attempted yet" in shown[0]
     assert "not attempted yet" in capsys.readouterr().out
 
 
@@ -76,3 +78,25 @@ def test_setup_finds_alembic_and_squawk_without_an_activated_venv(monkeypatch):
     assert shutil.which("alembic") == os.path.join(here, "alembic")
     assert shutil.which("squawk") == os.path.join(here, "squawk")
     assert os.environ["ALEMBIC_CONFIG"].endswith("solutions/alembic.ini")
+
+
+@pytest.mark.parametrize("exercise", ["01", "03"])
+def test_a_broken_neighbour_is_blamed_not_this_exercise(tmp_path, exercise):
+    """A syntax error in exercise 2's file: checks 1 and 3 name that file, and only that one."""
+    track = make_track(tmp_path)
+    target = track / "versions" / "02_column_default.py"
+    target.write_text(target.read_text().replace("def upgrade() -> None:", "def upgrade( -> None:", 1))
+    result = base.check(exercise, track)
+    problem = result.criteria[0].message
+    assert result.criteria[0].id == "loads" and result.status == base.FAILED
+    assert "02_column_default.py, line" in problem and "does not load" in problem
+    own = base.manifest.get(exercise).file
+    assert f"{own} itself is fine" in problem and "Expected" not in problem and "keep revision" not in problem
+
+
+def test_a_stolen_revision_id_blames_the_thief(tmp_path):
+    track = make_track(tmp_path)
+    target = track / "versions" / "02_column_default.py"
+    target.write_text(target.read_text().replace('revision = "ex02_column_default"', 'revision = "ex01_add_index"', 1))
+    problem = base.check("01", track).criteria[0].message
+    assert problem.startswith(f"{track}/versions/02_column_default.py also says revision = 'ex01_add_index'")

@@ -10,7 +10,8 @@ from workbook.checks.base import is_stub
 from workbook.db import docker
 from workbook.manifest import ROOT
 
-COMPOSE_SCHEMA = ROOT.parent / "shared" / "compose-spec" / "compose-spec.json"
+# Vendored with its licence and source (tests/vendor/compose-spec/README.md): nothing outside the repository.
+COMPOSE_SCHEMA = ROOT / "tests" / "vendor" / "compose-spec" / "compose-spec.json"
 
 
 def assignments(path):
@@ -19,15 +20,15 @@ def assignments(path):
             for t in node.targets if isinstance(t, ast.Name) and isinstance(node.value, ast.Constant)}
 
 
-def test_exercise_and_solution_trees_mirror_each_other():
+def test_exercise_and_solution_trees_mirror_each_other(stub_track):
     files = lambda top: sorted(p.relative_to(top) for p in top.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
-    assert files(ROOT / "exercises") == files(ROOT / "solutions")
+    assert files(stub_track) == files(ROOT / "solutions")
 
 
-def test_manifest_matches_the_files():
+def test_manifest_matches_the_files(stub_track):
     for ex in manifest.exercises():
-        for track in ("exercises", "solutions"):
-            path = ROOT / track / ex.file
+        for track in (stub_track, ROOT / "solutions"):
+            path = track / ex.file
             assert path.exists(), path
             if ex.revision:
                 ids = assignments(path)
@@ -36,15 +37,14 @@ def test_manifest_matches_the_files():
         assert ex.hints, ex.id
 
 
-def test_stubs_are_stubs_and_solutions_are_not():
+def test_stubs_are_stubs_and_solutions_are_not(stub_track):
     for ex in manifest.exercises():
         if ex.revision:
-            assert is_stub(ROOT / "exercises" / ex.file)
+            assert is_stub(stub_track / ex.file)
             assert not is_stub(ROOT / "solutions" / ex.file)
 
 
 def test_compose_file_is_valid_and_matches_the_workbook():
-    assert COMPOSE_SCHEMA.exists(), f"the Compose schema is expected beside the repository: {COMPOSE_SCHEMA}"
     doc = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     jsonschema.validate(doc, json.loads(COMPOSE_SCHEMA.read_text()))
     pg = doc["services"]["postgres"]

@@ -112,8 +112,8 @@ def test_templates_refuse_connections():
     assert allowed is False
 
 
-def test_cli_check_json_shape_and_exit_code():
-    proc = run_cli("check", "1", "--json", env={"WORKBOOK_TRACK": "exercises"})
+def test_cli_check_json_shape_and_exit_code(stub_track):
+    proc = run_cli("check", "1", "--json", env={"WORKBOOK_TRACK": str(stub_track)})
     assert proc.returncode == 1
     doc = json.loads(proc.stdout)
     assert doc["exercise"] == "01_add_index" and doc["status"] == "not attempted" and doc["passed"] is False
@@ -137,8 +137,8 @@ def test_hints_are_progressive(tmp_path):
     assert first.startswith("Hint 1 of") and second.startswith("Hint 2 of")
 
 
-def test_solution_stays_hidden_until_the_check_passes():
-    proc = run_cli("solution", "01", env={"WORKBOOK_TRACK": "exercises"})
+def test_solution_stays_hidden_until_the_check_passes(stub_track):
+    proc = run_cli("solution", "01", env={"WORKBOOK_TRACK": str(stub_track)})
     assert proc.returncode == 1 and "does not pass yet" in proc.stdout
     assert "autocommit_block" in run_cli("solution", "01", "--force").stdout
 

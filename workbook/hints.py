@@ -26,7 +26,8 @@ def hint(name: str, number: int | None = None) -> str:
     ex = manifest.get(name)
     seen = _seen()
     note = ""
-    if number is not None:
+    peek = number is not None
+    if peek:
         asked = int(number)
         number = max(1, min(asked, len(ex.hints)))
         if number != asked:
@@ -37,6 +38,10 @@ def hint(name: str, number: int | None = None) -> str:
         path = _log_path()
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(seen, indent=1))
-    more = (f" (run it again for hint {number + 1} of {len(ex.hints)})" if number < len(ex.hints)
-            else " (that was the last one)")
+    if number == len(ex.hints):
+        more = " (that was the last one)"
+    elif peek:  # a peek does not move the remembered place, so "run it again" would repeat it
+        more = f" (ask for hint {number + 1} to see the next one)"
+    else:
+        more = f" (run it again for hint {number + 1} of {len(ex.hints)})"
     return f"{note}Hint {number} of {len(ex.hints)} for exercise {ex.number}{more}:\n{ex.hints[number - 1]}"

@@ -9,15 +9,29 @@ from workbook.checks import base
 from workbook.config import settings
 
 
+class CheckNotPassed(AssertionError):
+    """A check cell that does not pass. It stays an error, so "Run All" and nbval stop there, but
+    IPython shows only this one line under the checklist instead of a traceback."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"\x1b[1;31m{self}\x1b[0m"]
+
+
 def setup(name: str) -> str:
-    """Reset the database to the exercise's start and point %sql and !alembic at it."""
+    """Reset the database to the exercise's start and point %sql and !alembic at it.
+
+    Also the one cell to run again after a kernel restart: it starts the server if it was
+    stopped, loads the %sql magic and connects it.
+    """
     ex = manifest.get(name)
+    db.forget()  # the server may have been stopped since this kernel last looked
     info = templates.reset(ex)
     url = db.url()
     _forget_sql_connections()
     os.environ["DATABASE_URL"] = url  # ipython-sql's %sql uses it when no URL is given
     os.environ["ALEMBIC_CONFIG"] = str(migrate.ini_file())  # !alembic runs this track
     _put_venv_on_path()
+    _connect_sql(url)
     s = settings()
     print(f"Exercise {ex.number}: {ex.title}\n"
           f"  database : {info['database']} on {db.backend().describe()} (WORKBOOK_DB={s.mode})\n"
@@ -31,6 +45,25 @@ def _put_venv_on_path() -> None:
     bin_dir = os.path.dirname(sys.executable)
     if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+
+
+def _connect_sql(url: str) -> None:
+    """Load ipython-sql, make it quiet (no connection URL, no "1 rows affected."), connect it."""
+    ip = _ipython()
+    if ip is None:
+        return
+    ip.extension_manager.load_extension("sql")
+    for line in ("SqlMagic.displaylimit = 20", "SqlMagic.displaycon = False", "SqlMagic.feedback = False"):
+        ip.run_line_magic("config", line)
+    ip.run_line_magic("sql", url)
+
+
+def _ipython():
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    return get_ipython()
 
 
 def _forget_sql_connections() -> None:
@@ -49,7 +82,7 @@ def _forget_sql_connections() -> None:
 
 
 def check(name: str) -> None:
-    """The success-criteria cell: shows the checklist, raises AssertionError unless it passes.
+    """The success-criteria cell: shows the checklist, raises CheckNotPassed unless it passes.
 
     Returns nothing, so the cell shows the checklist and not the Report's repr under it.
     """
@@ -59,8 +92,19 @@ def check(name: str) -> None:
         result = base.error_report(name, err)
     _show(result)
     if not result.passed:
-        missing = ", ".join(r.id for r in result.failed_required())
-        raise AssertionError(f"Exercise {result.exercise} {result.status}: {missing}")
+        raise CheckNotPassed(verdict(result))
+
+
+def verdict(result: base.Report) -> str:
+    """The one line under a checklist that did not pass."""
+    number = result.exercise[:2]
+    if result.status == base.NOT_ATTEMPTED:
+        return f"Exercise {number}: not attempted yet. Edit {result.file}, then run this cell again."
+    if result.status == base.ERROR:
+        return f"Exercise {number}: the check could not run (see ! above)."
+    missing = len(result.failed_required())
+    criteria = "1 required criterion is" if missing == 1 else f"{missing} required criteria are"
+    return f"Exercise {number}: {criteria} not met (see ✗ above)."
 
 
 def hint(name: str, number: int | None = None) -> None:
@@ -72,12 +116,8 @@ def url() -> str:
 
 
 def _show(result: base.Report) -> None:
-    try:
-        from IPython import get_ipython
+    if _ipython() is not None:
         from IPython.display import HTML, display
-    except ImportError:
-        get_ipython = None
-    if get_ipython is not None and get_ipython() is not None:
         display(HTML(report.as_html(result)))
     else:
         print(report.as_text(result))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 
 from workbook.checks.base import ERROR, FAILED, NOT_ATTEMPTED, PASSED, Report
 
@@ -42,14 +43,19 @@ def as_text(report: Report) -> str:
     return "\n".join(lines)
 
 
+def _html(text: str) -> str:
+    """Escaped text in which `backtick spans` become <code> (escaped first, so nothing leaks in)."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
+
+
 def as_html(report: Report) -> str:
     rows = []
     for r, message in _messages(report):
         colour = COLOUR[r.outcome]
         rows.append(
             f"<tr><td style='color:{colour};font-weight:bold;text-align:center'>{MARK[r.outcome]}</td>"
-            f"<td style='text-align:left'><b>{html.escape(r.statement)}</b><br>"
-            f"<span style='color:#57606a'>{html.escape(message)}</span></td></tr>")
+            f"<td style='text-align:left'><b>{_html(r.statement)}</b><br>"
+            f"<span style='color:#57606a'>{_html(message)}</span></td></tr>")
     colour = COLOUR[report.status]
     return (f"<div><p style='color:{colour};font-weight:bold'>Exercise {html.escape(report.exercise)} "
             f"({html.escape(report.title)}): {html.escape(HEADLINE[report.status])}</p>"

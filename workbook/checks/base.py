@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import importlib
 import threading
+import traceback
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -226,6 +227,21 @@ def preflight(ex: Exercise, track_dir: Path) -> str | None:
     if declared.get("down_revision") != ex.down_revision:
         return (f"{name} says down_revision = {declared.get('down_revision')!r}, but this exercise "
                 f"follows {ex.down_revision!r}. Set down_revision = {ex.down_revision!r}.")
+    claims: dict = {}  # two files with one id break the whole history: name them, not this one
+    for other in sorted(path.parent.glob("*.py")):
+        try:
+            claims.setdefault(declared_ids(other).get("revision"), []).append(other)
+        except SyntaxError:
+            continue  # Alembic's load below names it
+    for rev, files in claims.items():
+        others = [relative(f) for f in files if f.resolve() != path.resolve()]
+        if rev is not None and len(files) > 1 and rev == ex.revision:
+            return (f"{others[0]} also says revision = {rev!r}, which belongs to {name}. Give "
+                    f"{others[0]} back its own revision id and run the check again.")
+        if rev is not None and len(files) > 1:
+            return (f"{' and '.join(others)} both say revision = {rev!r}; each revision needs its own "
+                    f"id. Put the original id back in the one that changed, then check exercise "
+                    f"{ex.number} again.")
     try:
         with warnings.catch_warnings():  # Alembic warns, then raises; the message below says it
             warnings.simplefilter("ignore")
@@ -233,6 +249,19 @@ def preflight(ex: Exercise, track_dir: Path) -> str | None:
             heads = script.get_heads()
             found = script.get_revision(ex.revision)
     except Exception as exc:  # Alembic reports a broken history in many ways
+        # Alembic loads every revision file: name the one that failed, which may be another exercise's.
+        frames = [Path(exc.filename)] if isinstance(exc, SyntaxError) and exc.filename else []
+        frames += [Path(f.filename) for f in traceback.extract_tb(exc.__traceback__)]
+        culprit = next((f for f in reversed(frames) if f.parent.name == "versions"), None)
+        line = f", line {exc.lineno}" if isinstance(exc, SyntaxError) and exc.lineno else ""
+        said = exc.msg if isinstance(exc, SyntaxError) else first_line(exc)
+        if culprit is not None and culprit.resolve() == path.resolve():
+            return f"{name}{line} does not load: {said}. Fix it and run the check again."
+        if culprit is not None:
+            return (f"{relative(culprit)}{line} does not load ({said}), and Alembic reads every "
+                    f"revision before it can replay exercise {ex.number}; {name} itself is fine. "
+                    f"Fix {relative(culprit)} (or `git checkout -- {relative(culprit)}`), then "
+                    "run the check again.")
         return (f"Alembic could not read the revision history: {first_line(exc)}. Expected {name} to "
                 f"keep revision = {ex.revision!r} and down_revision = {ex.down_revision!r}.")
     if found is None or Path(found.path).resolve() != path.resolve():

@@ -1,0 +1,136 @@
+"""JupyterLab in a real (headless) Chromium: what a learner does first, end to end.
+
+The server is started with the command line `make lab` uses (workbook.serve.argv), on a free
+port with a token given through Jupyter's own JUPYTER_PORT / JUPYTER_TOKEN. The notebook is run
+in the browser but never saved: autosave is off in a throw-away settings folder.
+Skipped when Chromium is missing on a learner's machine; a failure in CI (CI is set).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from workbook import serve
+from workbook.manifest import ROOT
+
+CHROMIUM = Path(os.environ.get("WORKBOOK_CHROMIUM", "/usr/bin/chromium"))
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--no-first-run"]
+
+
+def _need_browser():
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError as exc:
+        missing = f"Playwright is not installed ({exc})"
+    else:
+        missing = None if CHROMIUM.exists() else f"no Chromium at {CHROMIUM}"
+    if missing and os.environ.get("CI"):
+        pytest.fail(f"{missing}; CI must run the browser test (.ci/run installs Chromium).")
+    if missing:
+        pytest.skip(f"{missing}: the real-browser test needs Debian's chromium package")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def lab_server(tmp_path):
+    """`make lab`'s server on a free port; stopped (kernels included) whatever happens."""
+    _need_browser()
+    port, token = _free_port(), secrets.token_hex(16)
+    for plugin, values in {"docmanager-extension/plugin": {"autosave": False},  # never save the notebook
+                           "apputils-extension/notification": {"fetchNews": "false"}}.items():
+        path = tmp_path / "settings" / "@jupyterlab" / f"{plugin}.jupyterlab-settings"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(values))
+    extra = ["--no-browser", f"--LabApp.user_settings_dir={tmp_path / 'settings'}",
+             f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}"]
+    env = {**serve.environment(), "JUPYTER_PORT": str(port), "JUPYTER_TOKEN": token}
+    log = (tmp_path / "lab.log").open("w")
+    proc = subprocess.Popen(serve.argv(*extra), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"JupyterLab did not start: {(tmp_path / 'lab.log').read_text()[-2000:]}")
+                time.sleep(0.3)
+        yield base, token
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)  # the server shuts its kernels down on SIGTERM
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+        log.close()
+
+
+def test_a_learner_runs_the_setup_notebook_and_opens_exercise_01(lab_server, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    base, token = lab_server
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.set_default_timeout(60_000)
+            page.goto(f"{base}/lab/tree/{serve.FIRST_NOTEBOOK}?token={token}")
+            notebook = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
+            expect(notebook.locator(".jp-Cell").first).to_be_visible()
+            expect(page.locator("#jp-main-statusbar")).to_contain_text("Idle", timeout=60_000)
+
+            page.get_by_role("menuitem", name="Run", exact=True).click()
+            page.get_by_role("menuitem", name=re.compile(r"^Run All Cells")).click()
+            prompts = notebook.locator(".jp-CodeCell .jp-InputPrompt")
+            n_cells = prompts.count()
+            assert n_cells > 10
+            # Done when every code cell shows an execution count and none is queued ([*]).
+            page.wait_for_function(
+                """() => {
+                    const ps = [...document.querySelectorAll(
+                        '.jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .jp-InputPrompt')];
+                    return ps.length > 0 && ps.every(p => /\\[\\d+\\]/.test(p.textContent));
+                }""", timeout=180_000)
+            page.screenshot(path=str(tmp_path / "setup_notebook.png"), full_page=False)
+
+            errors = notebook.locator("[data-mime-type='application/vnd.jupyter.error'], "
+                                      ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
+            assert errors.count() == 0, errors.all_inner_texts()
+            outputs = " ".join(notebook.locator(".jp-OutputArea-output").all_inner_texts())
+            assert re.search(r"Exercise 01_add_index \(.*\): (passed|not attempted)", outputs), outputs[-3000:]
+            assert "✓" in outputs or "·" in outputs  # the checklist's marks
+
+            # The learner's file, from the file browser: notebooks/ is not the root, the repository is.
+            if not page.locator("#filebrowser").is_visible():
+                page.get_by_role("tab", name="File Browser").click()
+            page.locator("#filebrowser .jp-BreadCrumbs-home").click()
+            listing = page.locator(".jp-DirListing-content")
+            listing.get_by_text("exercises", exact=True).dblclick()
+            listing.get_by_text("versions", exact=True).dblclick()
+            listing.get_by_text("01_add_index.py", exact=True).dblclick()
+            editor = page.locator(".jp-FileEditor:not(.lm-mod-hidden)")
+            expect(editor).to_contain_text("ex01_add_index")
+            expect(page.locator("#jp-main-dock-panel .lm-TabBar-tab.lm-mod-current")).to_contain_text("01_add_index.py")
+            page.screenshot(path=str(tmp_path / "exercise_01.png"))
+        finally:
+            browser.close()

@@ -1,0 +1,37 @@
+"""`make lab`: JupyterLab on the whole repository, opening notebooks/00_setup.ipynb.
+
+One command line, used by the Makefile and by the browser test, so both start the same server.
+Jupyter's own settings still apply: JUPYTER_PORT, JUPYTER_TOKEN, ~/.jupyter/*.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+from workbook.manifest import ROOT
+
+FIRST_NOTEBOOK = "notebooks/00_setup.ipynb"
+
+
+def argv(*extra: str) -> list[str]:
+    """The jupyter lab command: the repository as root, so exercises/ is in the file browser."""
+    args = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={ROOT}"]
+    if os.geteuid() == 0:  # containers and workshop VMs often run as root; Jupyter refuses unless told
+        args.append("--allow-root")
+    return [*args, *extra, FIRST_NOTEBOOK]
+
+
+def environment() -> dict[str, str]:
+    """The environment for the server: this venv's alembic, squawk and workbook come first on PATH."""
+    bin_dir = os.path.dirname(sys.executable)
+    return {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
+
+
+def main() -> None:
+    os.chdir(ROOT)
+    args = argv(*sys.argv[1:])
+    os.execve(args[0], args, environment())
+
+
+if __name__ == "__main__":
+    main()
