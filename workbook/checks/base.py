@@ -297,7 +297,8 @@ def check(name: str, track_dir: Path | str | None = None, deadline: float | None
                       + [_result(c, FAILED, "Not checked: fix the problem above first.")
                          for c in module.CRITERIA])
     if module.attempted(path) is False:
-        hint = f"Not attempted yet: {relative(path)} is still the stub. Start with `workbook hint {ex.number}`."
+        hint = (f"Not attempted yet: {relative(path)} is still the stub. Start with "
+                f"`workbook hint {ex.number}` (in a notebook: hint(\"{ex.number}\")).")
         return report(NOT_ATTEMPTED, [_result(c, NOT_ATTEMPTED, hint) for c in module.CRITERIA])
 
     limit = deadline or ex.deadline
