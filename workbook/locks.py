@@ -29,7 +29,7 @@ _ON_TABLE = """
     FROM pg_locks l
     JOIN pg_stat_activity a ON a.pid = l.pid
     JOIN pg_class c ON c.oid = l.relation
-    WHERE l.pid = :pid AND l.relation = ANY(CAST(:tables AS regclass[]))"""
+    WHERE l.pid = :pid AND l.locktype = 'relation' AND l.relation = ANY(CAST(:tables AS regclass[]))"""
 
 
 def error_text(exc: BaseException) -> str:

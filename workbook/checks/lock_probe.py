@@ -88,6 +88,8 @@ def _watch(child: subprocess.Popen, watcher, app: str, tables: list[str], out: d
             waiting = [(t, m) for t, m, granted, _ in locks.on_tables(watcher, pid, tables) if not granted]
             if waiting and waiting_since is None:
                 out["waited"], out["lock"], waiting_since = True, waiting[0], time.monotonic()
+            if waiting:
+                out["seconds"] = time.monotonic() - waiting_since
             if waiting_since is not None and time.monotonic() - waiting_since > SECONDS:
                 out["cancelled"] = True
                 locks.cancel(watcher, pid)
@@ -98,8 +100,6 @@ def _watch(child: subprocess.Popen, watcher, app: str, tables: list[str], out: d
             out["cancelled"] = True
             locks.cancel(watcher, pid)
     child.wait(15)
-    if waiting_since is not None:
-        out["seconds"] = time.monotonic() - waiting_since
 
 
 def _child(track: str, revision: str, app: str) -> None:
