@@ -38,6 +38,7 @@ _OWN = """
 _CATALOG = """
     SELECT 'constraint ' || conname, contype::text || CASE WHEN convalidated THEN ' valid' ELSE ' not valid' END
     FROM pg_constraint WHERE conrelid IN (SELECT oid FROM pg_class WHERE relname = ANY(%s))
+      AND contype <> 'n'  -- PostgreSQL 18 records NOT NULL as a constraint too: see attnotnull below
     UNION ALL
     SELECT 'index ' || i.relname, CASE WHEN x.indisunique THEN 'unique' ELSE 'index' END
     FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid
@@ -92,10 +93,11 @@ def replay(r: Replay, mig, writer, watcher, verb: str, target: str,
         held = set(query(_OWN, busy))
         log.append({"sql": " ".join(statement.split()), "read_before": reading(), "held_before": held,
                     "locks": set(held), "catalog": set(query(_CATALOG, tables, tables, tables)),
-                    "notices": [], "read": {}, "changes": []})
+                    "notices": [], "read": {}, "changes": [], "start": time.perf_counter()})
 
     def after(conn, cursor, statement, parameters, context, executemany):
         entry = log[-1]
+        entry["ms"] = (time.perf_counter() - entry.pop("start")) * 1000
         entry["locks"] |= set(query(_OWN, busy))
         now = reading()
         entry["read"] = {t: n - entry["read_before"].get(t, 0) for t, n in now.items()
@@ -125,8 +127,13 @@ def replay(r: Replay, mig, writer, watcher, verb: str, target: str,
         sa.event.remove(mig, "before_cursor_execute", before)
         sa.event.remove(mig, "after_cursor_execute", after)
         step_aside()
-        raw.execute("SET client_min_messages = notice")
+        try:  # back to the usual level for what follows (facts, the round trip)
+            mig.execute(sa.text("SET client_min_messages = notice"))
+            mig.commit()
+        except sa.exc.DBAPIError:
+            mig.rollback()
     for entry in log:
+        entry.pop("start", None)
         entry.pop("read_before", None)
         entry.pop("catalog", None)
     return step, [e for e in log if not e["sql"].upper().startswith(("SET ", "RESET ", "SHOW "))]
