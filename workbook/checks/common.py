@@ -61,8 +61,8 @@ def lock_timeout(ev: Evidence) -> str:
             f"With {table} locked by another session, the upgrade's {mode} request was still waiting "
             f"after {p['seconds']:.0f} s, when the check cancelled it: no lock_timeout was in effect, so "
             f"in production every later query on {table} would queue behind it.{why} Expected it to give "
-            "up: op.execute(\"SET LOCAL lock_timeout = '5s'\") in a revision that runs in Alembic's "
-            "transaction, op.execute(\"SET lock_timeout = '5s'\") inside an autocommit block.")
+            "up: op.execute(\"SET LOCAL lock_timeout = '2s'\") in a revision that runs in Alembic's "
+            "transaction, op.execute(\"SET lock_timeout = '2s'\") inside an autocommit block.")
     raise Incorrect(
         f"With {table} locked by another session, the upgrade's {mode} request ended after "
         f"{p['seconds']:.1f} s with \"{p['error']}\", not with a lock timeout.{why} Expected a "
