@@ -48,28 +48,37 @@ def run(r: Replay, tables: list[str]) -> dict:
     out: dict = {"waited": False, "lock": None, "gave_up": False, "cancelled": False,
                  "error": None, "sqlstate": None, "seconds": None, "notices": []}
     app = f"wb_lock_probe_{os.getpid()}_{threading.get_ident()}"
-    with templates.scratch(r.exercise.start) as database:
-        eng = db.engine(database)
-        env = {**os.environ, "WORKBOOK_PROBE_URL": eng.url.render_as_string(hide_password=False),
-               "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-        try:
-            with eng.connect() as holder, eng.connect() as watcher:
-                for table in tables:
-                    holder.execute(sa.text(f'LOCK TABLE "{table}" IN ACCESS EXCLUSIVE MODE'))
-                child = subprocess.Popen(
-                    [sys.executable, "-m", "workbook.checks.lock_probe", str(r.track_dir), r.exercise.revision, app],
-                    env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-                try:
-                    _watch(child, watcher, app, tables, out)
-                finally:
-                    holder.rollback()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    # Start the child first: its imports (a second or two) overlap the copy below. It waits for
+    # the copy's URL on stdin; the URL may hold a password, so not on its command line.
+    child = subprocess.Popen(
+        [sys.executable, "-m", "workbook.checks.lock_probe", str(r.track_dir), r.exercise.revision, app],
+        env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    stdout = ""
+    try:
+        with templates.scratch(r.exercise.start) as database:
+            eng = db.engine(database)
+            try:
+                with eng.connect() as holder, eng.connect() as watcher:
+                    for table in tables:
+                        holder.execute(sa.text(f'LOCK TABLE "{table}" IN ACCESS EXCLUSIVE MODE'))
+                    child.stdin.write(eng.url.render_as_string(hide_password=False) + "\n")
+                    child.stdin.flush()
                     try:
-                        stdout, _ = child.communicate(timeout=15)
-                    except subprocess.TimeoutExpired:
-                        child.kill()
-                        stdout, _ = child.communicate()
-        finally:
-            eng.dispose()
+                        _watch(child, watcher, app, tables, out)
+                    finally:
+                        holder.rollback()
+                        try:
+                            stdout, _ = child.communicate(timeout=15)
+                        except subprocess.TimeoutExpired:
+                            child.kill()
+                            stdout, _ = child.communicate()
+            finally:
+                eng.dispose()
+    finally:
+        if child.poll() is None:  # the copy failed before the child got its URL
+            child.kill()
+            child.wait()
     lines = [line for line in stdout.splitlines() if line.startswith(MARK)]
     if lines:
         out.update(json.loads(lines[-1][len(MARK):]))
@@ -108,8 +117,11 @@ def _child(track: str, revision: str, app: str) -> None:
 
     from workbook import migrate
 
+    url = sys.stdin.readline().strip()
+    if not url:  # the parent gave up before the copy was ready
+        return
     out: dict = {"error": None, "sqlstate": None, "notices": []}
-    eng = sa.create_engine(os.environ["WORKBOOK_PROBE_URL"], poolclass=NullPool)
+    eng = sa.create_engine(url, poolclass=NullPool)
     try:
         with eng.connect() as conn:
             conn.execute(sa.text("SELECT set_config('application_name', :a, false)"), {"a": app})
