@@ -1,8 +1,6 @@
 """Exercise 5's check: the solution passes, the stub is not attempted, each known-wrong answer fails for its reason."""
 import subprocess
 
-import pytest
-
 from conftest import make_track, message, only_failures, outcomes
 from workbook.checks import base
 from workbook.manifest import ROOT
