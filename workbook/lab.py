@@ -24,20 +24,11 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from workbook import db, manifest, migrate
+from workbook import db, locks, manifest, migrate
 
-# An open transaction that has written to finding / read from a table, as a busy app always has.
-WRITER = "INSERT INTO finding (title, severity, asset_id) VALUES ('open write', 'low', 1)"
-LOCKS = """
-    SELECT l.mode, l.granted, a.wait_event_type
-    FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-    WHERE l.pid = :pid AND l.relation = CAST(:t AS regclass)"""
-
-
-def _error(exc: BaseException) -> str:
-    """The first line of what PostgreSQL (or Alembic) said."""
-    text = str(getattr(exc, "orig", None) or exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+# Lock watching lives in workbook.locks (the checks use it too); the notebooks call it from here.
+WRITER, READER, blocking = locks.WRITER, locks.READER, locks.blocking
+locks_taken = locks.taken
 
 
 def _autocommit(database: str | None):
@@ -77,8 +68,8 @@ def statements(database: str | None, *sqls: str) -> list[str | None]:
                     outcomes.append(None)
                     print("  ok" + "".join(f"\n  NOTICE: {n}" for n in notices))
                 except sa.exc.DBAPIError as exc:
-                    outcomes.append(_error(exc))
-                    print(f"  ERROR: {_error(exc)}")
+                    outcomes.append(locks.error_text(exc))
+                    print(f"  ERROR: {locks.error_text(exc)}")
                 notices.clear()
     finally:
         eng.dispose()
@@ -130,26 +121,6 @@ def timed_ddl(database: str, table: str, sql: str) -> dict:
     return {"ms": ms, "before": before, "after": after, "rewritten": before != after}
 
 
-def locks_taken(database: str, table: str, *steps: str) -> list[dict]:
-    """Run each step in its own transaction; the locks it held on `table` before commit, its time."""
-    eng = db.engine(database)
-    out = []
-    try:
-        with eng.connect() as conn:
-            for sql in steps:
-                start = time.perf_counter()
-                conn.execute(sa.text(sql))
-                ms = (time.perf_counter() - start) * 1000
-                modes = conn.execute(sa.text(
-                    "SELECT DISTINCT mode FROM pg_locks WHERE pid = pg_backend_pid() "
-                    "AND relation = CAST(:t AS regclass) AND granted"), {"t": table}).scalars().all()
-                conn.commit()
-                out.append({"step": sql, "locks": sorted(modes), "ms": ms})
-    finally:
-        eng.dispose()
-    return out
-
-
 def render(operations) -> str:
     """The SQL Alembic emits for `operations(op)`, rendered offline: no database is touched."""
     from alembic.migration import MigrationContext
@@ -160,69 +131,6 @@ def render(operations) -> str:
                                      opts={"as_sql": True, "output_buffer": buf})
     operations(Operations(ctx))
     return buf.getvalue().strip()
-
-
-def blocking(database: str, statement: str, *, hold: str, table: str = "finding",
-             probe: str | None = None, lock_timeout: str | None = None,
-             wait: float = 10.0, probe_timeout: float = 1.0) -> dict:
-    """Run `statement` while another session has run `hold` and not committed yet.
-
-    Reads from pg_locks the lock `statement` holds or waits for on `table` (mode, granted), and
-    optionally times `probe`, a query a third session sends meanwhile (cancelled after
-    `probe_timeout` seconds). Then the holder rolls back and `statement` may finish.
-    Every wait is bounded: after `wait` seconds the statement is cancelled.
-    """
-    eng = db.engine(database)
-    auto = eng.execution_options(isolation_level="AUTOCOMMIT")
-    out: dict = {"locks": [], "waited": False, "error": None, "probe_ms": None, "probe_error": None}
-    try:
-        with eng.connect() as holder, auto.connect() as runner, auto.connect() as watch:
-            holder.execute(sa.text(hold))  # its transaction stays open
-            pid = runner.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
-            if lock_timeout:
-                runner.execute(sa.text(f"SET lock_timeout = '{lock_timeout}'"))
-
-            def run() -> None:
-                try:
-                    runner.execute(sa.text(statement))
-                except sa.exc.DBAPIError as exc:
-                    out["error"] = _error(exc)
-
-            thread = threading.Thread(target=run, daemon=True)
-            thread.start()
-            deadline = time.monotonic() + wait
-            while thread.is_alive() and time.monotonic() < deadline:
-                rows = watch.execute(sa.text(LOCKS), {"pid": pid, "t": table}).all()
-                for mode, granted, _ in rows:
-                    if (mode, granted) not in out["locks"]:
-                        out["locks"].append((mode, granted))
-                if any(not g or w == "Lock" for _, g, w in rows):
-                    out["waited"] = True
-                    break
-                time.sleep(0.005)
-            if probe and thread.is_alive():
-                out["probe_ms"], out["probe_error"] = _probe(auto, probe, probe_timeout)
-            holder.rollback()
-            thread.join(wait)
-            if thread.is_alive():
-                watch.execute(sa.text("SELECT pg_cancel_backend(:p)"), {"p": pid})
-                thread.join(5)
-    finally:
-        eng.dispose()
-    return out
-
-
-def _probe(auto, sql: str, timeout: float) -> tuple[float, str | None]:
-    """Time one query from a fresh session; give up after `timeout` seconds."""
-    with auto.connect() as conn:
-        conn.execute(sa.text(f"SET statement_timeout = '{int(timeout * 1000)}ms'"))
-        start = time.perf_counter()
-        try:
-            conn.execute(sa.text(sql))
-            error = None
-        except sa.exc.DBAPIError as exc:
-            error = _error(exc)
-        return (time.perf_counter() - start) * 1000, error
 
 
 def writer_wait(database: str, batch: int | None = None, timeout: float = 60.0) -> dict:

@@ -57,7 +57,9 @@ def get(name: str) -> Exercise:
         if key in (ex.id, ex.number, ex.number.lstrip("0"), ex.id[3:]):
             return ex
     known = ", ".join(ex.id for ex in exercises())
-    raise WorkbookError(f"There is no exercise called {name!r}. Use one of: {known} (or just 01..04).")
+    numbers = [ex.number for ex in exercises()]
+    raise WorkbookError(f"There is no exercise called {name!r}. Use one of: {known} "
+                        f"(or just {numbers[0]}..{numbers[-1]}).")
 
 
 def by_revision(revision: str) -> Exercise | None:

@@ -1,8 +1,10 @@
 """The application's tables as SQLAlchemy models: Alembic's target_metadata.
 
-They describe the schema at the head of the exercise chain (the index of exercise 1 and the
-column of exercise 2 included), so `alembic check` and autogenerate compare against the
-finished project.
+They describe the schema at the head of the exercise chain (the index of exercise 1, the
+column of exercise 2 and the constraints of exercise 5 included), so `alembic check` and
+autogenerate compare against the finished project. A check that compares the models with the
+database at an earlier revision uses metadata_at(revision), which leaves out what later
+exercises add.
 """
 from __future__ import annotations
 
@@ -24,12 +26,22 @@ class Finding(Base):
     id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
     title: Mapped[str] = mapped_column(sa.Text)
     severity: Mapped[str] = mapped_column(sa.String(20))
-    asset_id: Mapped[int] = mapped_column(sa.Integer)
+    asset_id: Mapped[int] = mapped_column(sa.Integer, sa.ForeignKey("asset.id", name="fk_finding_asset_id"))
     status: Mapped[str] = mapped_column(sa.String(20), server_default="open")
     created_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True),
                                                     server_default=sa.func.now())
 
-    __table_args__ = (sa.Index("ix_finding_severity", "severity"),)
+    __table_args__ = (sa.Index("ix_finding_severity", "severity"),
+                      sa.Index("ix_finding_asset_id", "asset_id"))
+
+
+class Asset(Base):
+    """A host or service that findings are raised against."""
+
+    __tablename__ = "asset"
+
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
+    name: Mapped[str] = mapped_column(sa.Text)
 
 
 class Lead(Base):
@@ -40,10 +52,47 @@ class Lead(Base):
     id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
     name: Mapped[str] = mapped_column(sa.Text)
     email: Mapped[str] = mapped_column(sa.String(320))
-    company: Mapped[str | None] = mapped_column(sa.Text)
+    company: Mapped[str] = mapped_column(sa.Text)
     created_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True),
                                                     server_default=sa.func.now())
     priority: Mapped[str] = mapped_column(sa.String(20), server_default="medium")
 
+    __table_args__ = (sa.CheckConstraint("priority IN ('low', 'medium', 'high')", name="ck_lead_priority"),
+                      sa.UniqueConstraint("email", name="uq_lead_email"))
+
 
 metadata = Base.metadata
+
+# What each exercise adds to the models, by revision: left out of metadata_at() before it.
+ADDED_BY = {
+    "ex05_constraints": {"asset", "fk_finding_asset_id", "ix_finding_asset_id", "ck_lead_priority",
+                         "uq_lead_email", "lead.company NOT NULL"},
+}
+
+
+def metadata_at(revision: str) -> sa.MetaData:
+    """The models as they are at `revision`: without what exercises after it add."""
+    from workbook import manifest
+
+    applied = {ex.revision for ex in manifest.revision_chain(revision)}
+    later = set().union(*(names for rev, names in ADDED_BY.items() if rev not in applied))
+    if not later:
+        return metadata
+    out = sa.MetaData()
+    for table in metadata.sorted_tables:
+        if table.name in later:
+            continue
+        copy = table.to_metadata(out)
+        for con in list(copy.constraints):
+            if con.name in later:
+                copy.constraints.remove(con)
+                for fk in getattr(con, "elements", []):
+                    fk.parent.foreign_keys.discard(fk)
+                    copy.foreign_keys.discard(fk)
+        for index in list(copy.indexes):
+            if index.name in later:
+                copy.indexes.remove(index)
+        for column in copy.columns:
+            if f"{table.name}.{column.name} NOT NULL" in later:
+                column.nullable = True
+    return out

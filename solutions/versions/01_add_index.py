@@ -24,9 +24,9 @@ def upgrade() -> None:
     # conflict with. It refuses to run inside a transaction, and Alembic wraps each revision in
     # one, so the autocommit block commits what came before and runs this outside it.
     with op.get_context().autocommit_block():
-        # Give up after 5 s rather than queue every later query behind a waiting DDL, and
+        # Give up after 2 s rather than queue every later query behind a waiting DDL, and
         # bound the build itself.
-        op.execute("SET lock_timeout = '5s'")
+        op.execute("SET lock_timeout = '2s'")
         op.execute("SET statement_timeout = '10min'")
         # An interrupted concurrent build leaves an INVALID index behind, which IF NOT EXISTS
         # alone would keep: drop any leftover first, so a retry builds a valid one.
@@ -40,6 +40,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     # DROP INDEX without CONCURRENTLY takes ACCESS EXCLUSIVE: even readers would wait.
     with op.get_context().autocommit_block():
-        op.execute("SET lock_timeout = '5s'")
+        op.execute("SET lock_timeout = '2s'")
         op.drop_index(INDEX, table_name="finding", postgresql_concurrently=True, if_exists=True)
         op.execute("RESET lock_timeout")

@@ -18,8 +18,10 @@ depends_on = None
 
 def upgrade() -> None:
     # ADD COLUMN takes ACCESS EXCLUSIVE, if only for a moment. Behind a long query it would
-    # queue every later query on lead, so give up after 5 s instead (and retry later).
-    op.execute("SET LOCAL lock_timeout = '5s'")
+    # queue every later query on lead, so give up after 2 s instead (and retry later). SET LOCAL
+    # lasts until Alembic's transaction ends. Keep lock_timeout below statement_timeout, so a
+    # wait for the lock is what gives up first.
+    op.execute("SET LOCAL lock_timeout = '2s'")
     op.execute("SET LOCAL statement_timeout = '5s'")  # the change itself is instant
     # server_default, not default: the database itself must know the value, both for the rows
     # that exist now and for INSERTs that do not go through SQLAlchemy. A constant default is
@@ -31,5 +33,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.execute("SET LOCAL lock_timeout = '5s'")
+    op.execute("SET LOCAL lock_timeout = '2s'")
     op.drop_column("lead", "priority")

@@ -139,10 +139,12 @@ class Replay:
             raw = first_line(getattr(exc, "orig", None) or exc)
             return Step(False, explain_failure(exc, self.path, verb, self.explain), raw)
 
-    def round_trip(self, conn) -> None:
-        """Downgrade, snapshot the schema, upgrade again: the evidence checks.common judges."""
+    def round_trip(self, conn, downgrade: Callable[[], Step] | None = None) -> None:
+        """Downgrade, snapshot the schema, upgrade again: the evidence checks.common judges.
+
+        `downgrade` replaces the plain downgrade step (for example, to watch its locks)."""
         ev = self.evidence
-        ev.downgrade = self.migrate(conn, "downgrade", self.exercise.down_revision)
+        ev.downgrade = downgrade() if downgrade else self.migrate(conn, "downgrade", self.exercise.down_revision)
         if ev.downgrade.ok:
             ev.after_downgrade = schema.snapshot(conn)
             conn.commit()

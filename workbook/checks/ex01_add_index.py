@@ -2,17 +2,15 @@
 from __future__ import annotations
 
 import json
-import time
 
 import sqlalchemy as sa
 
-from workbook import schema
-from workbook.checks import common, lint
+from workbook import locks, schema
+from workbook.checks import common, lint, lock_probe
 from workbook.checks.base import Evidence, Incorrect, Replay, criterion, is_stub
 
 INDEX, TABLE = "ix_finding_severity", "finding"
-WRITER_SAFE = {"ShareUpdateExclusiveLock", "RowExclusiveLock", "AccessShareLock", "RowShareLock"}
-PROBE_SECONDS = 10  # the longest we hold the writer's transaction open while watching the locks
+PROBE_SECONDS = 10  # the longest we hold the writer's (or reader's) transaction open while watching
 
 
 def attempted(path) -> bool:
@@ -21,57 +19,48 @@ def attempted(path) -> bool:
 
 def gather(r: Replay) -> Evidence:
     ev = r.evidence
+    ev.drop_locks = None
+    probe = lock_probe.start(r, [TABLE])
     eng = r.engine()
-    with eng.connect() as mig, eng.connect() as writer, eng.connect() as watch:
-        pid = mig.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+    with eng.connect() as mig, eng.connect() as other, eng.connect() as watch:
         ev.before = schema.snapshot(mig)
         mig.commit()
         # A writer with an uncommitted INSERT, as a busy application always has one.
-        writer.execute(sa.text("INSERT INTO finding (title, severity, asset_id) "
-                               "VALUES ('lock probe', 'low', 1)"))
-        thread, box = r.migrate_in_thread(mig, "upgrade", r.exercise.revision)
-        ev.locks = watch_locks(watch, pid, thread)
-        writer.rollback()  # let the migration finish, whichever lock it took
-        thread.join(60)
-        if thread.is_alive():
-            watch.execute(sa.text("SELECT pg_cancel_backend(:p)"), {"p": pid})
-            thread.join(10)
-        watch.commit()
-        ev.upgrade = box.get("step")
-        if ev.upgrade is None:
-            return ev
-        if ev.upgrade.ok:
+        ev.upgrade, ev.locks = watched(r, mig, other, watch, locks.WRITER, "upgrade", r.exercise.revision)
+        if ev.upgrade is not None and ev.upgrade.ok:
             ev.index = index_facts(mig)
             ev.plan = plan(mig)
             mig.commit()
-            r.round_trip(mig)
+
+            def downgrade():  # with a reader's transaction open: which lock does the drop ask for?
+                step, ev.drop_locks = watched(r, mig, other, watch, locks.READER,
+                                              "downgrade", r.exercise.down_revision)
+                return step
+            r.round_trip(mig, downgrade)
     eng.dispose()
     ev.sql = lint.revision_sql(r)
+    probe.join(lock_probe.STARTUP + lock_probe.SECONDS + 30)
     return ev
 
 
-def watch_locks(watch, pid: int, thread) -> list[tuple[str, bool]]:
-    """The locks the migration's session holds or waits for on finding, until it shows its hand.
+def watched(r: Replay, mig, holder, watch, hold: str, verb: str, target: str):
+    """Run the migration while `holder` keeps `hold` open; the locks it showed on finding.
 
     It shows its hand when it waits: a plain CREATE INDEX waits for SHARE (which the writer's
     ROW EXCLUSIVE blocks), CONCURRENTLY holds SHARE UPDATE EXCLUSIVE and waits for the writer's
-    transaction to end. Or the migration finishes without waiting at all.
+    transaction to end; a plain DROP INDEX waits for ACCESS EXCLUSIVE behind the reader.
     """
-    seen: list[tuple[str, bool]] = []
-    deadline = time.monotonic() + PROBE_SECONDS
-    while thread.is_alive() and time.monotonic() < deadline:
-        rows = watch.execute(sa.text(
-            "SELECT l.mode, l.granted, a.wait_event_type FROM pg_locks l "
-            "JOIN pg_stat_activity a ON a.pid = l.pid "
-            "WHERE l.pid = :p AND l.relation = CAST(:t AS regclass)"), {"p": pid, "t": TABLE}).all()
-        watch.commit()
-        for mode, granted, _ in rows:
-            if (mode, granted) not in seen:
-                seen.append((mode, granted))
-        if any(not granted for _, granted, _ in rows) or any(w == "Lock" for *_, w in rows):
-            break
-        time.sleep(0.01)
-    return seen
+    pid = mig.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+    mig.commit()
+    holder.execute(sa.text(hold))
+    thread, box = r.migrate_in_thread(mig, verb, target)
+    seen, _ = locks.watch(watch, pid, TABLE, thread.is_alive, PROBE_SECONDS)
+    holder.rollback()  # let the migration finish, whichever lock it took
+    thread.join(60)
+    if thread.is_alive():
+        locks.cancel(watch, pid)
+        thread.join(10)
+    return box.get("step"), seen
 
 
 def index_facts(conn) -> dict | None:
@@ -141,32 +130,45 @@ def writers_not_blocked(ev: Evidence) -> str:
     on a busy table all writes queue for as long as the build takes.
     """
     ev.require("upgrade")
-    locks = ev.locks or []
-    blocked = [mode for mode, granted in locks if mode not in WRITER_SAFE]
+    seen = ev.locks or []
+    blocked = [mode for mode, granted in seen if mode not in locks.WRITER_SAFE]
     if blocked:
         mode = blocked[0]
-        waiting = " and had to wait for the open INSERT" if (mode, False) in locks else ""
+        waiting = " and had to wait for the open INSERT" if (mode, False) in seen else ""
         raise Incorrect(
             f"While a writer held an open INSERT on finding, the upgrade asked for {mode}{waiting}. "
             f"{mode} conflicts with writers: in production every INSERT, UPDATE and DELETE on "
             "finding would queue for the whole build. Use postgresql_concurrently=True inside "
             "op.get_context().autocommit_block().")
-    if not locks:
+    if not seen:
         raise Incorrect("The upgrade took no lock on finding at all, so it built nothing there. "
                         "Expected CREATE INDEX CONCURRENTLY on finding(severity).")
-    modes = ", ".join(sorted({m for m, _ in locks}))
+    modes = ", ".join(sorted({m for m, _ in seen}))
     return f"With a writer's INSERT open, the upgrade held only {modes}: writers were not blocked."
 
 
-@criterion("concurrent_drop", "Advisory: the downgrade drops the index concurrently.", required=False)
+@criterion("concurrent_drop", "Advisory: the downgrade drops the index without ACCESS EXCLUSIVE "
+           "on finding (read from pg_locks).", required=False)
 def concurrent_drop(ev: Evidence) -> str:
-    """Assert that the rollback does not take ACCESS EXCLUSIVE on finding (plain DROP INDEX does)."""
-    down = (ev.get("sql") or {}).get("downgrade", "")
-    if "DROP INDEX CONCURRENTLY" not in down.upper():
-        raise Incorrect("The downgrade runs DROP INDEX without CONCURRENTLY, which takes ACCESS "
-                        "EXCLUSIVE: even reads of finding wait. Use postgresql_concurrently=True in "
-                        "an autocommit block.")
-    return "The downgrade uses DROP INDEX CONCURRENTLY."
+    """Assert that the rollback does not take ACCESS EXCLUSIVE on finding (plain DROP INDEX does).
+
+    Read from pg_locks while a reader's transaction is open: even a SELECT queues behind
+    ACCESS EXCLUSIVE, so a plain DROP INDEX waiting for a long report stops every query.
+    """
+    ev.require("upgrade", "downgrade")
+    seen = ev.get("drop_locks") or []
+    heavy = [mode for mode, _ in seen if mode in locks.READER_BLOCKING]
+    if heavy:
+        waiting = " and had to wait for the open SELECT" if (heavy[0], False) in seen else ""
+        raise Incorrect(
+            f"While a reader held an open SELECT on finding, the downgrade asked for {heavy[0]}{waiting}: "
+            "that is a plain DROP INDEX, and every later query on finding, even a SELECT, queues behind "
+            "it. Use postgresql_concurrently=True inside op.get_context().autocommit_block().")
+    if not seen:
+        raise Incorrect("The downgrade took no lock on finding, so it dropped no index there. Expected "
+                        "DROP INDEX CONCURRENTLY ix_finding_severity.")
+    modes = ", ".join(sorted({m for m, _ in seen}))
+    return f"With a reader's SELECT open, the downgrade held only {modes}: readers and writers went on."
 
 
 downgrade_restores = common.schema_restored(

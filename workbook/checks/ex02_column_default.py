@@ -6,7 +6,7 @@ import re
 import sqlalchemy as sa
 
 from workbook import schema
-from workbook.checks import common, lint
+from workbook.checks import common, lint, lock_probe
 from workbook.checks.base import Evidence, Incorrect, Replay, criterion, is_stub
 
 SQUAWK_ACCEPTS = {"prefer-text-field": "the exercise asks for varchar(20)"}
@@ -27,6 +27,7 @@ def explain(text: str) -> str | None:
 
 def gather(r: Replay) -> Evidence:
     ev = r.evidence
+    probe = lock_probe.start(r, ["lead"])
     eng = r.engine()
     with eng.connect() as conn:
         ev.before = schema.snapshot(conn)
@@ -50,6 +51,7 @@ def gather(r: Replay) -> Evidence:
             r.round_trip(conn)
     eng.dispose()
     ev.sql = lint.revision_sql(r)
+    probe.join(lock_probe.STARTUP + lock_probe.SECONDS + 30)
     return ev
 
 

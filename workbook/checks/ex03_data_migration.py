@@ -95,7 +95,7 @@ def drift(conn) -> list[str]:
 
     from workbook import models
 
-    diffs = compare_metadata(MigrationContext.configure(conn), models.metadata)
+    diffs = compare_metadata(MigrationContext.configure(conn), models.metadata_at("ex03_data_migration"))
     conn.rollback()
     return [_describe(d) for d in diffs]
 

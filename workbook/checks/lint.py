@@ -1,4 +1,7 @@
-"""Advisory checks on the SQL a revision would run, rendered offline (`alembic upgrade a:b --sql`)."""
+"""squawk, a linter of SQL text, run on the SQL a revision would run, rendered offline.
+
+The other criteria prove their property on a replay; this one reads text by nature.
+"""
 from __future__ import annotations
 
 import os
@@ -30,15 +33,6 @@ def _upgrade_sql(sql: dict | None) -> str:
         why = (sql or {}).get("error", "it could not be rendered")
         raise Incorrect(f"Could not render the revision as SQL offline ({why}), so this was not checked.")
     return sql["upgrade"]
-
-
-def require_lock_timeout(sql: dict | None) -> str:
-    if "lock_timeout" not in _upgrade_sql(sql).lower():
-        raise Incorrect("The upgrade sets no lock_timeout. A DDL statement that waits for its lock "
-                        "makes every later query on the table wait behind it; add "
-                        "op.execute(\"SET LOCAL lock_timeout = '5s'\") before it (inside an "
-                        "autocommit block: SET, then RESET after).")
-    return "The upgrade sets lock_timeout."
 
 
 def squawk_verdict(sql: dict | None, ignore: dict[str, str] | None = None) -> str:
