@@ -9,6 +9,7 @@ Judging never touches the database and never prints; displaying a Report is work
 from __future__ import annotations
 
 import ast
+import contextlib
 import importlib
 import threading
 import warnings
@@ -21,7 +22,29 @@ from workbook.config import settings
 from workbook.errors import WorkbookError  # noqa: F401  (re-exported for callers)
 from workbook.manifest import ROOT, Exercise
 
-PASSED, FAILED, NOT_ATTEMPTED, ERROR = "passed", "failed", "not attempted", "error"
+from workbook.status import ERROR, FAILED, NOT_ATTEMPTED, PASSED  # noqa: F401  (re-exported)
+
+# Who wants to hear what a long check is doing: a callable (phase, learner) installed by a display
+# (workbook.progress) or by the benchmark; learner is True while the learner's own code runs.
+# Judging never reads it, so a check gives the same verdict with or without a listener.
+# A plain global rather than a context variable: exercise 1 migrates in a second thread.
+_listener: Callable[[str, bool], None] | None = None
+
+
+@contextlib.contextmanager
+def listening(hear: Callable[[str, bool], None]):
+    global _listener
+    previous, _listener = _listener, hear
+    try:
+        yield
+    finally:
+        _listener = previous
+
+
+def phase(text: str, learner: bool = False) -> None:
+    """Tell the listener, if any, that the check has moved on to `text`."""
+    if _listener is not None:
+        _listener(text, learner)
 
 
 class Incorrect(Exception):
@@ -108,6 +131,7 @@ class Replay:
 
     def migrate(self, conn, verb: str, target: str) -> Step:
         """Run alembic upgrade/downgrade on conn, turning a failure into a learner's message."""
+        phase(f"{verb} to {target} (your migration)", learner=True)
         try:
             migrate.run(conn, verb, target, self.track_dir)
             return Step(True)
@@ -116,6 +140,8 @@ class Replay:
                 conn.rollback()
             raw = first_line(getattr(exc, "orig", None) or exc)
             return Step(False, explain_failure(exc, self.path, verb, self.explain), raw)
+        finally:
+            phase(f"looking at the database after the {verb}")
 
     def round_trip(self, conn) -> None:
         """Downgrade, snapshot the schema, upgrade again: the evidence checks.common judges."""
