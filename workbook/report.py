@@ -7,7 +7,12 @@ from __future__ import annotations
 import html
 import json
 
-from workbook.checks.base import ERROR, FAILED, NOT_ATTEMPTED, PASSED, Report
+from typing import TYPE_CHECKING
+
+from workbook.status import ERROR, FAILED, NOT_ATTEMPTED, PASSED
+
+if TYPE_CHECKING:
+    from workbook.checks.base import Report
 
 MARK = {PASSED: "✓", FAILED: "✗", NOT_ATTEMPTED: "·", ERROR: "!"}
 HEADLINE = {
