@@ -93,3 +93,29 @@ def test_progress_is_not_drawn_where_no_one_watches(monkeypatch):
         base.phase("upgrade")
         time.sleep(0.7)
     assert any("checking exercise 02: upgrade" in text for text in drawn) and drawn[-1] == ""
+
+
+def test_a_forked_run_can_be_stopped_and_a_dead_zygote_is_not_a_verdict(tmp_path):
+    import threading
+
+    from workbook.checks import ex04_verify, pytest_run
+    from workbook.checks.zygote import Zygote
+
+    chain = ex04_verify.chain_copy(tmp_path, "chain")
+    slow, quick = tmp_path / "test_slow.py", tmp_path / "test_quick.py"
+    slow.write_text("import time\n\ndef test_waits():\n    time.sleep(60)\n")
+    quick.write_text("def test_passes():\n    assert True\n")
+    zygote = Zygote(ROOT)
+    try:
+        stop = threading.Event()
+        threading.Timer(1.0, stop.set).start()
+        start = time.monotonic()
+        run = pytest_run.run_tests(slow, chain, stop=stop, zygote=zygote)
+        assert run.code is None and time.monotonic() - start < 30
+        assert pytest_run.run_tests(quick, chain, zygote=zygote).code == 0
+        zygote.proc.kill()
+        zygote.proc.wait()
+        run = pytest_run.run_tests(quick, chain, zygote=zygote)  # runs in a process of its own
+        assert run.code == 0 and [t[:2] for t in run.tests] == [("test_passes", "passed")]
+    finally:
+        zygote.close()
