@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import html
 import json
-
 from typing import TYPE_CHECKING
 
 from workbook.status import ERROR, FAILED, NOT_ATTEMPTED, PASSED

@@ -21,7 +21,6 @@ from workbook import db, manifest, migrate, schema, templates
 from workbook.config import settings
 from workbook.errors import WorkbookError  # noqa: F401  (re-exported for callers)
 from workbook.manifest import ROOT, Exercise
-
 from workbook.status import ERROR, FAILED, NOT_ATTEMPTED, PASSED  # noqa: F401  (re-exported)
 
 # Who wants to hear what a long check is doing: a callable (phase, learner) installed by a display
