@@ -6,8 +6,9 @@ A verdict is kept under a key made of everything that could change it:
   not rerun exercise 1;
 - the template's inputs (scale, seed, baseline and every reference solution: a superset of what
   templates.fingerprint hashes, so a change there is never missed);
-- the workbook itself: its version, its requirements, and the check code (base, common, testing
-  and the exercise's check module).
+- the workbook itself: its version (pyproject.toml), its requirements, and the check code
+  (every module in workbook/checks, and the modules they lean on);
+- the server it ran on (WORKBOOK_DB and DATABASE_URL).
 Only verdicts of checks that ran to the end are kept (never "error"). This module imports no
 database code, so a progress answered wholly from here starts fast.
 """
@@ -26,8 +27,8 @@ from workbook.manifest import ROOT
 from workbook.status import ERROR
 
 FILE = "verdicts.json"
-CHECK_CODE = ["workbook/checks/base.py", "workbook/checks/common.py", "workbook/checks/lint.py",
-              "workbook/testing.py", "workbook/schema.py", "workbook/models.py", "requirements.txt"]
+CHECK_CODE = ["workbook/testing.py", "workbook/schema.py", "workbook/models.py", "workbook/migrate.py",
+              "requirements.txt"]
 
 
 def _store() -> Path:
@@ -58,12 +59,13 @@ def key(ex: manifest.Exercise, track_dir: Path | None = None) -> str:
     for other in sorted((track_dir / "versions").glob("*.py")):
         if other.resolve() != own.resolve():
             h.update(f"{other.name}:{_declared(other)}".encode())
-    h.update(repr(settings().scale).encode())
+    s = settings()
+    h.update(f"{s.scale!r} {s.mode} {s.database_url}".encode())  # another server may answer otherwise
     inputs = [ROOT / "workbook" / "seed.py", ROOT / "migrations" / "versions" / "0000_baseline.py",
               ROOT / "workbook" / "exercises.toml", ROOT / "pyproject.toml"]
     inputs += sorted((ROOT / "solutions").rglob("*.py"))
     inputs += [ROOT / name for name in CHECK_CODE]
-    inputs.append(ROOT / (ex.check.replace(".", "/") + ".py"))
+    inputs += sorted((ROOT / "workbook" / "checks").glob("*.py"))
     for path in inputs:
         h.update(path.name.encode())
         h.update(path.read_bytes() if path.exists() else b"<missing>")
