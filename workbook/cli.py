@@ -50,6 +50,8 @@ def parser() -> argparse.ArgumentParser:
     h.set_defaults(func=cmd_hint)
 
     g = sub.add_parser("progress", help="run every check and show how far you are")
+    g.add_argument("--fresh", action="store_true",
+                   help="rerun every check, even those whose file did not change since its last check")
     g.set_defaults(func=cmd_progress)
 
     s = sub.add_parser("solution", help="show the reference solution (after your check passes)")
@@ -107,11 +109,13 @@ def cmd_reset(args) -> int:
 
 
 def cmd_check(args) -> int:
-    from workbook import report
+    from workbook import manifest, progress, report, verdicts
     from workbook.checks import base
 
     try:
-        result = base.check(args.exercise)
+        with progress.shown(f"checking exercise {args.exercise}", "none" if args.json else "terminal"):
+            result = base.check(args.exercise)
+        verdicts.remember(manifest.get(args.exercise), result.status)
     except WorkbookError as err:
         result = base.error_report(args.exercise, err)
     print(report.as_json(result) if args.json else report.as_text(result))
@@ -126,21 +130,40 @@ def cmd_hint(args) -> int:
 
 
 def cmd_progress(args) -> int:
-    from workbook import manifest, report
-    from workbook.checks import base
+    from workbook import manifest, verdicts
+    from workbook.report import MARK
+    from workbook.status import PASSED
 
-    done = 0
+    done = remembered = 0
     for ex in manifest.exercises():
-        try:
-            status = base.check(ex.id).status
-        except WorkbookError as err:
-            status = base.ERROR
-            print(f"  (exercise {ex.number}: {err})", file=sys.stderr)
-        done += status == base.PASSED
-        print(f"  {report.MARK[status]} {ex.number} {ex.title:<42} {status}")
+        kept = None if args.fresh else verdicts.recall(ex)
+        if kept:
+            status, note = kept["status"], "  (unchanged since its last check)"
+            remembered += 1
+        else:
+            status, note = _run_check(ex), ""
+        done += status == PASSED
+        print(f"  {MARK[status]} {ex.number} {ex.title:<42} {status}{note}", flush=True)
     total = len(manifest.exercises())
     print(f"{done} of {total} exercises passed ({100 * done // total} % complete).")
+    if remembered:
+        print(f"{remembered} of these answered from the cache, as their files did not change; "
+              "`workbook progress --fresh` runs every check again.")
     return 0
+
+
+def _run_check(ex) -> str:
+    from workbook import progress, verdicts
+    from workbook.checks import base
+
+    try:
+        with progress.shown(f"checking exercise {ex.number}"):
+            status = base.check(ex.id).status
+        verdicts.remember(ex, status)
+    except WorkbookError as err:
+        status = base.ERROR
+        print(f"  (exercise {ex.number}: {err})", file=sys.stderr)
+    return status
 
 
 def cmd_solution(args) -> int:

@@ -6,17 +6,21 @@ import os
 import traceback
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
-from alembic.script import ScriptDirectory
-from sqlalchemy.engine import Connection
+from typing import TYPE_CHECKING
 
 from workbook.config import settings
 from workbook.manifest import ROOT
 
+if TYPE_CHECKING:  # Alembic is imported when used: `workbook reset` never needs it
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+    from sqlalchemy.engine import Connection
+
 
 def alembic_config(track_dir: Path | None = None, stdout=None) -> Config:
     """Alembic's Config for a track: the baseline, then the track's versions/ folder."""
+    from alembic.config import Config
+
     track_dir = Path(track_dir or settings().track_dir)
     cfg = Config(str(ROOT / "alembic.ini"), stdout=stdout if stdout is not None else io.StringIO())
     cfg.set_main_option(
@@ -35,6 +39,8 @@ def ini_file(track_dir: Path | None = None) -> Path:
 
 
 def script_directory(track_dir: Path | None = None) -> ScriptDirectory:
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(alembic_config(track_dir))
 
 
@@ -44,6 +50,8 @@ def run(connection: Connection, verb: str, target: str, track_dir: Path | None =
     The connection must not be inside a transaction: autocommit_block() needs Alembic to own
     the transaction it commits early, so whatever the caller did is committed first.
     """
+    from alembic import command
+
     if connection.in_transaction():
         connection.commit()
     out = io.StringIO()
@@ -62,6 +70,8 @@ def offline_sql(start: str, end: str, track_dir: Path | None = None) -> str:
 
 def render_sql(verb: str, span: str, track_dir: Path | None = None) -> str:
     """Offline mode: the SQL `alembic VERB SPAN --sql` would run, captured instead of printed."""
+    from alembic import command
+
     out = io.StringIO()
     cfg = alembic_config(track_dir)
     cfg.output_buffer = out

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import sys
 
-from workbook import db, hints, manifest, migrate, report, templates
+from workbook import db, hints, manifest, migrate, progress, report, templates, verdicts
 from workbook.checks import base
 from workbook.config import settings
 
@@ -87,7 +87,9 @@ def check(name: str) -> None:
     Returns nothing, so the cell shows the checklist and not the Report's repr under it.
     """
     try:
-        result = base.check(name)
+        with progress.shown(f"checking exercise {name}", "notebook" if _in_kernel() else "terminal"):
+            result = base.check(name)
+        verdicts.remember(manifest.get(name), result.status)
     except base.WorkbookError as err:
         result = base.error_report(name, err)
     _show(result)
@@ -113,6 +115,14 @@ def hint(name: str, number: int | None = None) -> None:
 
 def url() -> str:
     return db.url()
+
+
+def _in_kernel() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    return get_ipython() is not None
 
 
 def _show(result: base.Report) -> None:

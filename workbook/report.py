@@ -7,8 +7,12 @@ from __future__ import annotations
 import html
 import json
 import re
+from typing import TYPE_CHECKING
 
-from workbook.checks.base import ERROR, FAILED, NOT_ATTEMPTED, PASSED, Report
+from workbook.status import ERROR, FAILED, NOT_ATTEMPTED, PASSED
+
+if TYPE_CHECKING:
+    from workbook.checks.base import Report
 
 MARK = {PASSED: "✓", FAILED: "✗", NOT_ATTEMPTED: "·", ERROR: "!"}
 HEADLINE = {

@@ -9,6 +9,7 @@ Judging never touches the database and never prints; displaying a Report is work
 from __future__ import annotations
 
 import ast
+import contextlib
 import importlib
 import threading
 import traceback
@@ -22,8 +23,29 @@ from workbook.checks import runner
 from workbook.config import settings
 from workbook.errors import WorkbookError  # noqa: F401  (re-exported for callers)
 from workbook.manifest import ROOT, Exercise
+from workbook.status import ERROR, FAILED, NOT_ATTEMPTED, PASSED  # noqa: F401  (re-exported)
 
-PASSED, FAILED, NOT_ATTEMPTED, ERROR = "passed", "failed", "not attempted", "error"
+# Who wants to hear what a long check is doing: a callable (phase, learner) installed by a display
+# (workbook.progress) or by the benchmark; learner is True while the learner's own code runs.
+# Judging never reads it, so a check gives the same verdict with or without a listener.
+# A plain global rather than a context variable: exercise 1 migrates in a second thread.
+_listener: Callable[[str, bool], None] | None = None
+
+
+@contextlib.contextmanager
+def listening(hear: Callable[[str, bool], None]):
+    global _listener
+    previous, _listener = _listener, hear
+    try:
+        yield
+    finally:
+        _listener = previous
+
+
+def phase(text: str, learner: bool = False) -> None:
+    """Tell the listener, if any, that the check has moved on to `text`."""
+    if _listener is not None:
+        _listener(text, learner)
 
 
 class Incorrect(Exception):
@@ -110,8 +132,6 @@ class Replay:
     explain: Callable[[str], str | None] | None = None
     evidence: Evidence = field(default_factory=Evidence)
     statement_timeout: float | None = None
-    on_phase: Callable[[str], None] | None = None
-    current_phase: str = "starting the replay"
 
     @property
     def path(self) -> Path:
@@ -120,24 +140,19 @@ class Replay:
     def engine(self):
         return db.engine(self.database, statement_timeout=self.statement_timeout)
 
-    def phase(self, text: str) -> None:
-        """Say what the replay is doing now: shown as progress, and named if the deadline hits."""
-        self.current_phase = text
-        if self.on_phase:
-            self.on_phase(text)
-
     def migrate(self, conn, verb: str, target: str) -> Step:
         """Run alembic upgrade/downgrade on conn, turning a failure into a learner's message."""
-        self.phase(f"running your {verb} to {target}")
+        phase(f"running your {verb} to {target}", learner=True)
         try:
             migrate.run(conn, verb, target, self.track_dir)
-            self.phase(f"reading the database after your {verb}")
             return Step(True)
         except Exception as exc:  # the learner's code may raise anything; we explain it
             if conn.in_transaction():
                 conn.rollback()
             raw = first_line(getattr(exc, "orig", None) or exc)
             return Step(False, explain_failure(exc, self.path, verb, self.explain), raw)
+        finally:
+            phase(f"reading the database after your {verb}")
 
     def round_trip(self, conn, downgrade: Callable[[], Step] | None = None) -> None:
         """Downgrade, snapshot the schema, upgrade again: the evidence checks.common judges.
@@ -279,12 +294,11 @@ def preflight(ex: Exercise, track_dir: Path) -> str | None:
     return None
 
 
-def check(name: str, track_dir: Path | str | None = None, deadline: float | None = None,
-          progress: Callable[[str], None] | None = None) -> Report:
+def check(name: str, track_dir: Path | str | None = None, deadline: float | None = None) -> Report:
     """Judge one exercise. Never raises for the learner's mistakes; WorkbookError when it cannot run.
 
     The replay runs in a child process and stops at the exercise's deadline (the manifest's,
-    or `deadline` seconds); `progress` hears each phase of it as it starts.
+    or `deadline` seconds); its phases reach this process's listener as they start.
     """
     ex = manifest.get(name)
     track_dir = Path(track_dir) if track_dir else settings().track_dir
@@ -305,7 +319,7 @@ def check(name: str, track_dir: Path | str | None = None, deadline: float | None
 
     limit = deadline or ex.deadline
     with templates.scratch(ex.start) as database:
-        outcome = runner.gather(ex, track_dir, database, limit, progress)
+        outcome = runner.gather(ex, track_dir, database, limit)
 
     if outcome.evidence is None:
         status, first = _no_evidence(outcome, limit)

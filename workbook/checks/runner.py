@@ -18,7 +18,6 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from workbook.errors import WorkbookError
 
@@ -33,8 +32,10 @@ class Outcome:
     error: str | None = None             # anything else: the check could not run
 
 
-def gather(ex, track_dir: Path, database: str, deadline: float,
-           progress: Callable[[str], None] | None = None) -> Outcome:
+def gather(ex, track_dir: Path, database: str, deadline: float) -> Outcome:
+    """The evidence of ex's gather(), run in a child; its phases are passed on to base.phase()."""
+    from workbook.checks import base
+
     ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
     receive, send = ctx.Pipe(duplex=False)
     child = ctx.Process(target=_child, args=(send, ex.id, str(track_dir), database, deadline),
@@ -60,9 +61,8 @@ def gather(ex, track_dir: Path, database: str, deadline: float,
                 outcome.error = f"the check's process ended unexpectedly (exit code {child.exitcode})"
                 return outcome
             if kind == "phase":
-                outcome.phase = payload
-                if progress:
-                    progress(payload)
+                outcome.phase = payload[0]
+                base.phase(*payload)
             else:
                 setattr(outcome, kind, payload)
                 return outcome
@@ -86,24 +86,27 @@ def _child(send, exercise_id: str, track_dir: str, database: str, deadline: floa
     import sqlalchemy as sa
 
     from workbook import db, manifest
-    from workbook.checks.base import Replay
+    from workbook.checks import base
 
     ex = manifest.get(exercise_id)
     module = importlib.import_module(ex.check)
     lock = threading.Lock()  # phases may come from the migration's thread too
+    current = ["starting the replay"]
 
-    def on_phase(text: str) -> None:
+    def forward(text: str, learner: bool) -> None:
+        current[0] = text
         with lock:
-            send.send(("phase", text))
+            send.send(("phase", (text, learner)))
 
-    replay = Replay(ex, Path(track_dir), database, getattr(module, "explain", None),
-                    statement_timeout=deadline + 5, on_phase=on_phase)  # a backstop should the kill not reach the server
+    replay = base.Replay(ex, Path(track_dir), database, getattr(module, "explain", None),
+                         statement_timeout=deadline + 5)  # a backstop should the kill not reach the server
     try:
-        evidence = module.gather(replay)
+        with base.listening(forward):
+            evidence = module.gather(replay)
         with lock:
             send.send(("evidence", evidence))
     except sa.exc.DBAPIError as exc:
-        send.send(("db_error", f"While {replay.current_phase}, PostgreSQL said: {db.first_line(exc)}"))
+        send.send(("db_error", f"While {current[0]}, PostgreSQL said: {db.first_line(exc)}"))
     except WorkbookError as exc:
         send.send(("error", str(exc)))
     except Exception as exc:  # a bug in the check itself: one line, never a traceback

@@ -1,0 +1,121 @@
+"""The verdict cache of `workbook progress`, and the phases a long check announces."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+from workbook import manifest, progress, verdicts
+from workbook.checks import base
+from workbook.manifest import ROOT
+
+from conftest import make_track
+
+
+def committed(path: str) -> str:
+    """A file as committed in git: the pristine stub, whatever the learner did to exercises/."""
+    return subprocess.run(["git", "show", f"HEAD:{path}"], cwd=ROOT, capture_output=True,
+                          text=True, check=True).stdout
+
+
+def progress_output(track, *extra) -> list[str]:
+    env = {**os.environ, "WORKBOOK_TRACK": str(track)}
+    proc = subprocess.run([sys.executable, "-m", "workbook", "progress", *extra], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "…" not in proc.stderr  # no progress line where stderr is not a terminal
+    return proc.stdout.splitlines()
+
+
+def test_progress_answers_from_the_cache_until_a_file_changes(tmp_path):
+    # Exercises 3 and 4 stay stubs, so only the quick checks replay.
+    track = make_track(tmp_path, **{
+        "03_data_migration": committed("exercises/versions/03_data_migration.py"),
+        "test_migrations.py": committed("exercises/test_migrations.py")})
+    first = progress_output(track)
+    assert not any("unchanged" in line for line in first)
+    assert "2 of 4 exercises passed" in first[4]
+
+    again = progress_output(track)
+    assert all("(unchanged since its last check)" in line for line in again[:4])
+    assert again[:4] == [line + "  (unchanged since its last check)" for line in first[:4]]
+    assert "4 of these answered from the cache" in again[-1] and "--fresh" in again[-1]
+
+    path = track / "versions" / "02_column_default.py"
+    path.write_text(path.read_text() + "\n# an edit\n")
+    edited = progress_output(track)
+    assert "unchanged" in edited[0] and "unchanged" not in edited[1]  # only 02 replays
+
+    fresh = progress_output(track, "--fresh")
+    assert not any("unchanged" in line for line in fresh)
+
+
+def test_the_cache_key_follows_the_revision_graph_not_other_files_bodies(tmp_path):
+    track = make_track(tmp_path)
+    ex = manifest.get("01")
+    before = verdicts.key(ex, track)
+    other = track / "versions" / "03_data_migration.py"
+    other.write_text(other.read_text().replace("def downgrade", "# a comment\ndef downgrade"))
+    assert verdicts.key(ex, track) == before
+    other.write_text(other.read_text().replace('revision = "ex03_data_migration"', 'revision = "x"'))
+    assert verdicts.key(ex, track) != before
+    (track / "versions" / "01_add_index.py").write_text("oops(")
+    assert verdicts.key(ex, track) != before
+
+
+def test_an_error_is_never_remembered(tmp_path):
+    track = make_track(tmp_path)
+    verdicts.remember(manifest.get("01"), base.ERROR, track)
+    assert verdicts.recall(manifest.get("01"), track) is None
+    verdicts.remember(manifest.get("01"), base.PASSED, track)
+    assert verdicts.recall(manifest.get("01"), track)["status"] == base.PASSED
+
+
+def test_a_check_announces_its_phases_and_the_learners_own_migrations(tmp_path):
+    heard = []
+    with base.listening(lambda text, learner: heard.append((text, learner))):
+        assert base.check("02", ROOT / "solutions").passed
+    assert ("running your upgrade to ex02_column_default", True) in heard
+    assert ("running your downgrade to ex01_add_index", True) in heard
+    assert heard[-1][1] is False  # the learner's code is not running any more
+
+
+def test_progress_is_not_drawn_where_no_one_watches(monkeypatch):
+    drawn = []
+    monkeypatch.setattr(progress, "QUIET_FOR", 0.0)
+    monkeypatch.setattr(sys, "stderr", open(os.devnull, "w"))  # not a terminal
+    with progress.shown("checking exercise 02"):
+        base.phase("anything")
+        assert base._listener is None
+    line = progress.Line("checking exercise 02", drawn.append)
+    with line, base.listening(line.hear):
+        base.phase("upgrade")
+        time.sleep(0.7)
+    assert any("checking exercise 02: upgrade" in text for text in drawn) and drawn[-1] == ""
+
+
+def test_a_forked_run_can_be_stopped_and_a_dead_zygote_is_not_a_verdict(tmp_path):
+    import threading
+
+    from workbook.checks import ex04_verify, pytest_run
+    from workbook.checks.zygote import Zygote
+
+    chain = ex04_verify.chain_copy(tmp_path, "chain")
+    slow, quick = tmp_path / "test_slow.py", tmp_path / "test_quick.py"
+    slow.write_text("import time\n\ndef test_waits():\n    time.sleep(60)\n")
+    quick.write_text("def test_passes():\n    assert True\n")
+    zygote = Zygote(ROOT)
+    try:
+        stop = threading.Event()
+        threading.Timer(1.0, stop.set).start()
+        start = time.monotonic()
+        run = pytest_run.run_tests(slow, chain, stop=stop, zygote=zygote)
+        assert run.code is None and time.monotonic() - start < 30
+        assert pytest_run.run_tests(quick, chain, zygote=zygote).code == 0
+        zygote.proc.kill()
+        zygote.proc.wait()
+        run = pytest_run.run_tests(quick, chain, zygote=zygote)  # runs in a process of its own
+        assert run.code == 0 and [t[:2] for t in run.tests] == [("test_passes", "passed")]
+    finally:
+        zygote.close()
