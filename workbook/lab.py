@@ -68,8 +68,8 @@ def statements(database: str | None, *sqls: str) -> list[str | None]:
                     outcomes.append(None)
                     print("  ok" + "".join(f"\n  NOTICE: {n}" for n in notices))
                 except sa.exc.DBAPIError as exc:
-                    outcomes.append(locks.error_text(exc))
-                    print(f"  ERROR: {locks.error_text(exc)}")
+                    outcomes.append(db.first_line(exc))
+                    print(f"  ERROR: {db.first_line(exc)}")
                 notices.clear()
     finally:
         eng.dispose()

@@ -32,12 +32,6 @@ _ON_TABLE = """
     WHERE l.pid = :pid AND l.locktype = 'relation' AND l.relation = ANY(CAST(:tables AS regclass[]))"""
 
 
-def error_text(exc: BaseException) -> str:
-    """The first line of what PostgreSQL (or Alembic) said."""
-    text = str(getattr(exc, "orig", None) or exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def sqlstate(exc: BaseException) -> str | None:
     return getattr(getattr(exc, "orig", None), "sqlstate", None) or getattr(exc, "sqlstate", None)
 
@@ -107,7 +101,7 @@ def blocking(database: str, statement: str, *, hold: str, table: str = "finding"
                 try:
                     runner.execute(sa.text(statement))
                 except sa.exc.DBAPIError as exc:
-                    out["error"] = error_text(exc)
+                    out["error"] = db.first_line(exc)
 
             thread = threading.Thread(target=run, daemon=True)
             thread.start()
@@ -133,7 +127,7 @@ def _probe(auto, sql: str, timeout: float) -> tuple[float, str | None]:
             conn.execute(sa.text(sql))
             error = None
         except sa.exc.DBAPIError as exc:
-            error = error_text(exc)
+            error = db.first_line(exc)
         return (time.perf_counter() - start) * 1000, error
 
 

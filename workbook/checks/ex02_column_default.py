@@ -5,7 +5,7 @@ import re
 
 import sqlalchemy as sa
 
-from workbook import schema
+from workbook import db, schema
 from workbook.checks import common, lint, lock_probe
 from workbook.checks.base import Evidence, Incorrect, Replay, criterion, is_stub
 
@@ -81,7 +81,7 @@ def insert_without_priority(conn) -> str:
     except _Rollback as done:
         return done.args[0]
     except sa.exc.DBAPIError as exc:
-        return f"error: {str(exc.orig).splitlines()[0]}"
+        return f"error: {db.first_line(exc)}"
 
 
 class _Rollback(Exception):

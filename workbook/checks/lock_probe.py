@@ -37,7 +37,7 @@ def start(r: Replay, tables: list[str]) -> threading.Thread:
         try:
             ev.lock_probe = run(r, tables)
         except Exception as exc:  # the advisory says it could not run; the required criteria stand
-            ev.lock_probe = {"failed": locks.error_text(exc)}
+            ev.lock_probe = {"failed": db.first_line(exc)}
 
     thread = threading.Thread(target=probe, daemon=True)
     thread.start()
@@ -131,7 +131,7 @@ def _child(track: str, revision: str, app: str) -> None:
                 lambda d: out["notices"].append(d.message_primary))
             migrate.run(conn, "upgrade", revision, Path(track))
     except Exception as exc:  # the learner's code may raise anything; the parent judges it
-        out["error"], out["sqlstate"] = locks.error_text(exc), locks.sqlstate(exc)
+        out["error"], out["sqlstate"] = db.first_line(exc), locks.sqlstate(exc)
     finally:
         eng.dispose()
     print(MARK + json.dumps(out), flush=True)
