@@ -6,6 +6,8 @@ scratch copy of the start is migrated there, and Alembic's revision command writ
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import shutil
 import tempfile
 import warnings
@@ -38,7 +40,8 @@ def autogenerate(name: str = "06", track_dir: Path | None = None, metadata: sa.M
             cfg.attributes["target_metadata"] = metadata
         eng = db.engine(database)
         try:
-            with eng.connect() as conn, warnings.catch_warnings():
+            # Alembic prints "Generating ... done" itself; the caller shows the file instead.
+            with eng.connect() as conn, warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
                 warnings.simplefilter("ignore")  # reflection warns about options it does not know
                 cfg.attributes["connection"] = conn
                 script = command.revision(cfg, message, autogenerate=True, rev_id=f"{ex.revision}_draft",
