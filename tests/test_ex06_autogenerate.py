@@ -82,3 +82,13 @@ def test_rename_that_also_changes_the_type_rewrites_lead(tmp_path):
     assert outcomes(report)["names_survive"] == base.PASSED
     text = message(report, "widened_in_place")
     assert "rewrote lead" in text and "from text to character varying(200)" in text
+
+
+def test_drop_and_add_that_runs_names_the_values_lost(tmp_path, drafted):
+    nullable = drafted.replace("sa.Column('full_name', sa.Text(), nullable=False)",
+                               "sa.Column('full_name', sa.Text(), nullable=True)")
+    assert nullable != drafted
+    report = check(tmp_path, nullable)
+    assert "names_survive" in only_failures(report)
+    text = message(report, "names_survive")
+    assert "100,000 of 100,000 leads lost their name" in text and "a drop + add" in text
