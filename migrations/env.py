@@ -1,9 +1,10 @@
 """Alembic environment for the workbook.
 
-Close to Alembic's generic template, with two changes:
+Close to Alembic's generic template, with three changes:
 - the URL comes from the workbook (embedded server, Docker or DATABASE_URL), not alembic.ini;
 - a caller may hand over an Engine or a Connection in config.attributes["connection"]
-  (Alembic's cookbook recipe), which is how the checks and pytest-alembic drive migrations.
+  (Alembic's cookbook recipe), which is how the checks and pytest-alembic drive migrations;
+- target_metadata is the models of the track being run (its models.py, which exercise 6 edits).
 """
 import os
 from logging.config import fileConfig
