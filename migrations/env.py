@@ -1,11 +1,14 @@
 """Alembic environment for the workbook.
 
-Close to Alembic's generic template, with two changes:
+Close to Alembic's generic template, with three changes:
 - the URL comes from the workbook (embedded server, Docker or DATABASE_URL), not alembic.ini;
 - a caller may hand over an Engine or a Connection in config.attributes["connection"]
-  (Alembic's cookbook recipe), which is how the checks and pytest-alembic drive migrations.
+  (Alembic's cookbook recipe), which is how the checks and pytest-alembic drive migrations;
+- target_metadata is the models of the track being run (its models.py, which exercise 6 edits).
 """
+import os
 from logging.config import fileConfig
+from pathlib import Path
 
 from alembic import context
 from sqlalchemy import create_engine, pool
@@ -22,8 +25,10 @@ config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
     fileConfig(ROOT / "alembic.ini", disable_existing_loggers=False)
 
-# The models autogenerate and `alembic check` compare against. pytest-alembic passes its own.
-target_metadata = config.attributes.get("target_metadata") or models.metadata
+# The models autogenerate and `alembic check` compare against: those of the track whose
+# versions/ folder is in version_locations (its models.py). pytest-alembic passes its own.
+track_dir = Path(config.get_main_option("version_locations").split(os.pathsep)[-1]).parent
+target_metadata = config.attributes.get("target_metadata") or models.track_metadata(track_dir)
 
 
 def run_migrations_offline() -> None:
@@ -45,10 +50,12 @@ def run_migrations_offline() -> None:
 
 def do_run_migrations(connection: Connection) -> None:
     # One transaction per revision: a failing revision does not roll back the ones before it.
+    # compare_server_default: autogenerate and `alembic check` skip server defaults without it.
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
         transaction_per_migration=True,
+        compare_server_default=True,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -13,8 +13,6 @@ WORKBOOK_CHAIN  the folder whose versions/ is under test (default: the active tr
 """
 from __future__ import annotations
 
-import importlib.util
-import itertools
 import os
 from pathlib import Path
 from typing import Iterator
@@ -28,8 +26,6 @@ from workbook import db, migrate, models, templates
 from workbook.marks import q
 from workbook.config import settings
 from workbook.errors import WorkbookError
-
-_counter = itertools.count()
 
 
 def chain_dir() -> Path:
@@ -46,13 +42,7 @@ def chain_dir() -> Path:
 
 def target_metadata(chain: Path) -> sa.MetaData:
     """The models the migrations must match: the chain's own models.py if it has one."""
-    override = chain / "models.py"
-    if not override.exists():
-        return models.metadata
-    spec = importlib.util.spec_from_file_location(f"workbook_chain_models_{next(_counter)}", override)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.metadata
+    return models.track_metadata(chain)
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """Remembered verdicts, so `workbook progress` need not replay a check whose inputs did not change.
 
 A verdict is kept under a key made of everything that could change it:
-- the learner's file (its bytes), and of the other revision files in the same versions/ folder
+- the learner's file (its bytes), the track's models.py, and of the other revision files in the same versions/ folder
   only what preflight reads from them (their name and revision ids), so editing exercise 3 does
   not rerun exercise 1;
 - the template's inputs (scale, seed, baseline and every reference solution: a superset of what
@@ -56,6 +56,8 @@ def key(ex: manifest.Exercise, track_dir: Path | None = None) -> str:
     own = ex.path(track_dir)
     h.update(str(track_dir.resolve()).encode())
     h.update(own.read_bytes() if own.exists() else b"<missing>")
+    models = track_dir / "models.py"  # the track's models: what `alembic check` compares with
+    h.update(models.read_bytes() if models.exists() else b"<no models>")
     for other in sorted((track_dir / "versions").glob("*.py")):
         if other.resolve() != own.resolve():
             h.update(f"{other.name}:{_declared(other)}".encode())

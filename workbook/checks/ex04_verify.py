@@ -55,7 +55,10 @@ def _second_head(chain: Path) -> None:
 def _model_drift(chain: Path) -> None:
     (chain / "models.py").write_text(textwrap.dedent("""\
         import sqlalchemy as sa
-        from workbook.models import metadata as reference
+        from workbook.manifest import ROOT
+        from workbook.models import track_metadata
+
+        reference = track_metadata(ROOT / "solutions")
 
         metadata = sa.MetaData()
         for table in reference.sorted_tables:
@@ -118,6 +121,7 @@ def chain_copy(tmp: Path, name: str, plant: Callable[[Path], None] | None = None
     chain = tmp / name
     shutil.copytree(ROOT / "solutions" / "versions", chain / "versions",
                     ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "solutions" / "models.py", chain)  # the models at the chain's head
     if plant:
         plant(chain)
     return chain
