@@ -50,13 +50,24 @@ def learner_env(url: str, **extra) -> dict:
             "WORKBOOK_TRACK": "solutions", **extra}
 
 
-def _leftovers(conn) -> tuple[list[str], list[str]]:
+def leftovers(conn, tag: str = TAG) -> tuple[list[str], list[str]]:
+    """Databases and roles whose names start with tag, or owned by such a role (templates)."""
     roles = [r for (r,) in conn.execute(sa.text(
         "SELECT rolname FROM pg_roles WHERE starts_with(rolname, :t) ORDER BY rolname LIKE '%learners'"),
-        {"t": TAG})]
+        {"t": tag})]
     owners = dict(conn.execute(sa.text("SELECT datname, pg_get_userbyid(datdba) FROM pg_database")).all())
-    dbs = [d for d in owners if d.startswith(TAG) or owners[d] in roles]
+    dbs = [d for d in owners if d.startswith(tag) or owners[d] in roles]
     return dbs, roles
+
+
+def drop_leftovers(conn, tag: str = TAG) -> None:
+    """Only when a test failed before remove: still only names made with this tag."""
+    dbs, roles = leftovers(conn, tag)
+    for name in dbs:
+        conn.execute(sa.text(f'ALTER DATABASE "{name}" IS_TEMPLATE false'))
+        conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    for role in roles:
+        conn.execute(sa.text(f'DROP ROLE "{role}"'))
 
 
 @pytest.fixture(scope="module")
@@ -64,12 +75,7 @@ def server():
     eng = sa.create_engine(f"{SERVER}/postgres", isolation_level="AUTOCOMMIT")
     with eng.connect() as conn:
         yield conn
-        dbs, roles = _leftovers(conn)  # only when a test failed before remove: still only our names
-        for name in dbs:
-            conn.execute(sa.text(f'ALTER DATABASE "{name}" IS_TEMPLATE false'))
-            conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        for role in roles:
-            conn.execute(sa.text(f'DROP ROLE "{role}"'))
+        drop_leftovers(conn)
     eng.dispose()
 
 
@@ -202,6 +208,6 @@ def test_remove_drops_what_create_made_and_nothing_else(server, learners):
     assert marks.of(server, learners[0]["database"])[0]
     done = run_cli("classroom", "remove", "--yes", env=admin_env())
     assert done.returncode == 0, done.stdout + done.stderr
-    dbs, roles = _leftovers(server)
+    dbs, roles = leftovers(server)
     assert dbs == [bystander] and roles == []
     server.execute(sa.text(f'DROP DATABASE "{bystander}"'))
