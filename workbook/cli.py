@@ -79,6 +79,10 @@ def parser() -> argparse.ArgumentParser:
     kr = ks.add_parser("remove", help="drop the class's databases and roles (only those)")
     kr.add_argument("--yes", action="store_true", help="really drop them")
     kr.set_defaults(func=cmd_classroom_remove)
+    kb = ks.add_parser("bench", help="N simulated learners at once on one server, measured",
+                       add_help=False, prefix_chars="\0")  # options go to workbook.classroom_bench
+    kb.add_argument("args", nargs=argparse.REMAINDER)
+    kb.set_defaults(func=cmd_classroom_bench)
 
     a = sub.add_parser("alembic", help="run alembic on the track in WORKBOOK_TRACK",
                        prefix_chars="\0")  # pass every option through to alembic
@@ -242,6 +246,12 @@ def cmd_classroom_remove(args) -> int:
         return 1 if dbs or roles else 0
     print(f"Dropped {what}.")
     return 0
+
+
+def cmd_classroom_bench(args) -> int:
+    from workbook import classroom_bench
+
+    return classroom_bench.main(args.args)
 
 
 def cmd_alembic(args) -> int:
