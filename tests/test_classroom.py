@@ -141,6 +141,24 @@ def test_a_learner_resets_and_checks_in_its_own_database(server, learners, tmp_p
                       (grace["role"],))
 
 
+def test_a_learners_scratch_copy_is_private_too(learners, monkeypatch):
+    """The copies a check replays on are made by the learner's role: nobody else connects to them."""
+    from workbook import db, templates
+
+    ada, grace, _ = learners
+    for key, value in learner_env(ada["DATABASE_URL"]).items():
+        monkeypatch.setenv(key, value)
+    db.forget()
+    try:
+        with templates.scratch("baseline") as name:
+            with connect(ada["DATABASE_URL"], name) as c:
+                assert c.execute("SELECT current_user").fetchone()[0] == ada["role"]
+            with pytest.raises(psycopg.OperationalError, match="permission denied for database"):
+                connect(grace["DATABASE_URL"], name)
+    finally:
+        db.forget()
+
+
 def test_status_shows_passed_failing_and_not_attempted(learners):
     proc = run_cli("classroom", "status", "--json", env=admin_env())
     assert proc.returncode == 0, proc.stderr
