@@ -14,6 +14,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 import uuid
@@ -33,9 +34,13 @@ pytestmark = pytest.mark.skipif(not _server_answers() and not os.environ.get("CI
                                 reason="no PostgreSQL on 127.0.0.1:5432")
 
 
+# The hub and its single-user servers come from the venv running the tests, then from PATH.
+SEARCH = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
+
+
 def _need_hub():
     missing = [cmd for cmd in ("jupyterhub", "jupyterhub-singleuser", "configurable-http-proxy")
-               if shutil.which(cmd) is None]
+               if shutil.which(cmd, path=SEARCH) is None]
     if missing and os.environ.get("CI"):
         pytest.fail(f"{', '.join(missing)} not on PATH; CI must run the JupyterHub test.")
     if missing:
@@ -138,11 +143,12 @@ c.JupyterHub.load_roles = [{{"name": "test", "services": ["test"],
 c.SimpleLocalProcessSpawner.home_dir_template = {str(tmp_path / 'home' / '{username}')!r}
 """)
     env = {**os.environ, "WORKBOOK_CLASS_CSV": str(csv_path), "WORKBOOK_TRACK": "solutions",
-           "WORKBOOK_SCALE": "0.01", "PYTHONPATH": str(ROOT)}
+           "WORKBOOK_SCALE": "0.01", "PYTHONPATH": str(ROOT), "PATH": SEARCH}
     env.pop("DATABASE_URL", None)
     env.pop("WORKBOOK_DB", None)
     log = (tmp_path / "hub.log").open("w")
-    hub = subprocess.Popen(["jupyterhub", "-f", str(config), "--ip", "127.0.0.1", "--port", str(port),
+    hub = subprocess.Popen([shutil.which("jupyterhub", path=SEARCH), "-f", str(config), "--ip", "127.0.0.1",
+                            "--port", str(port),
                             f"--JupyterHub.hub_port={_free_port()}", f"--ConfigurableHTTPProxy.api_url="
                             f"http://127.0.0.1:{_free_port()}"], cwd=tmp_path, env=env, stdout=log,
                            stderr=subprocess.STDOUT, start_new_session=True)
