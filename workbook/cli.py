@@ -59,6 +59,31 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--force", action="store_true", help="show it even if your check does not pass")
     s.set_defaults(func=cmd_solution)
 
+    k = sub.add_parser("classroom", help="an instructor's class on one shared server (WORKBOOK_DB=url)",
+                       description="DATABASE_URL is an admin role's URL; its database names the class.")
+    ks = k.add_subparsers(required=True, metavar="ACTION")
+    kc = ks.add_parser("create", help="a role and a database per learner; their URLs in a 0600 CSV")
+    kc.add_argument("--learners", type=int)
+    kc.add_argument("--names", metavar="FILE", help="one learner's name a line")
+    kc.add_argument("--csv", metavar="PATH", help="where to write the URLs (default CLASS-learners.csv)")
+    kc.set_defaults(func=cmd_classroom_create)
+    kt = ks.add_parser("status", help="learners x exercises, from the checks they ran")
+    kt.add_argument("--json", action="store_true")
+    kt.set_defaults(func=cmd_classroom_status)
+    kv = ks.add_parser("serve", help="the same table as a self-refreshing page for the projector")
+    kv.add_argument("--host", default="127.0.0.1")
+    kv.add_argument("--port", type=int, default=8765)
+    kv.add_argument("--stuck", type=float, default=10, metavar="MINUTES",
+                    help="highlight a learner failing one exercise for longer (default 10)")
+    kv.set_defaults(func=cmd_classroom_serve)
+    kr = ks.add_parser("remove", help="drop the class's databases and roles (only those)")
+    kr.add_argument("--yes", action="store_true", help="really drop them")
+    kr.set_defaults(func=cmd_classroom_remove)
+    kb = ks.add_parser("bench", help="N simulated learners at once on one server, measured",
+                       add_help=False, prefix_chars="\0")  # options go to workbook.classroom_bench
+    kb.add_argument("args", nargs=argparse.REMAINDER)
+    kb.set_defaults(func=cmd_classroom_bench)
+
     a = sub.add_parser("alembic", help="run alembic on the track in WORKBOOK_TRACK",
                        prefix_chars="\0")  # pass every option through to alembic
     a.add_argument("args", nargs=argparse.REMAINDER)
@@ -109,13 +134,14 @@ def cmd_reset(args) -> int:
 
 
 def cmd_check(args) -> int:
-    from workbook import manifest, progress, report, verdicts
+    from workbook import classroom, manifest, progress, report, verdicts
     from workbook.checks import base
 
     try:
         with progress.shown(f"checking exercise {args.exercise}", "none" if args.json else "terminal"):
             result = base.check(args.exercise)
         verdicts.remember(manifest.get(args.exercise), result.status)
+        classroom.record(result)
     except WorkbookError as err:
         result = base.error_report(args.exercise, err)
     print(report.as_json(result) if args.json else report.as_text(result))
@@ -153,13 +179,15 @@ def cmd_progress(args) -> int:
 
 
 def _run_check(ex) -> str:
-    from workbook import progress, verdicts
+    from workbook import classroom, progress, verdicts
     from workbook.checks import base
 
     try:
         with progress.shown(f"checking exercise {ex.number}"):
-            status = base.check(ex.id).status
+            result = base.check(ex.id)
+        status = result.status
         verdicts.remember(ex, status)
+        classroom.record(result)
     except WorkbookError as err:
         status = base.ERROR
         print(f"  (exercise {ex.number}: {err})", file=sys.stderr)
@@ -178,6 +206,52 @@ def cmd_solution(args) -> int:
         return 1
     print((ROOT / "solutions" / ex.file).read_text())
     return 0
+
+
+def cmd_classroom_create(args) -> int:
+    from workbook import classroom
+
+    learners = classroom.create(args.learners, args.names, args.csv)
+    for one in learners:
+        print(f"{one['name']:<20} {one['DATABASE_URL']}")
+    print(f"{len(learners)} learners; their URLs are also in {args.csv or classroom.room() + '-learners.csv'} "
+          "(readable by you only). Each learner sets WORKBOOK_DB=url and DATABASE_URL=their URL.")
+    return 0
+
+
+def cmd_classroom_status(args) -> int:
+    import json
+
+    from workbook import dashboard
+
+    table = dashboard.table()
+    print(json.dumps(table, indent=1) if args.json else dashboard.as_text(table))
+    return 0
+
+
+def cmd_classroom_serve(args) -> int:
+    from workbook import dashboard
+
+    dashboard.serve(args.host, args.port, args.stuck)
+    return 0
+
+
+def cmd_classroom_remove(args) -> int:
+    from workbook import classroom
+
+    dbs, roles = classroom.remove(args.yes)
+    what = f"databases: {', '.join(dbs) or 'none'}; roles: {', '.join(roles) or 'none'}"
+    if not args.yes:
+        print(f"Would drop {what}. Add --yes to drop them.")
+        return 1 if dbs or roles else 0
+    print(f"Dropped {what}.")
+    return 0
+
+
+def cmd_classroom_bench(args) -> int:
+    from workbook import classroom_bench
+
+    return classroom_bench.main(args.args)
 
 
 def cmd_alembic(args) -> int:

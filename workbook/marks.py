@@ -72,6 +72,11 @@ def mark(conn: Connection, database: str, kind: str, **facts) -> None:
     conn.execute(sa.text(f"COMMENT ON DATABASE {q(database)} IS {_literal(text)}"))
 
 
+def private(conn: Connection, database: str) -> None:
+    """Only its owner (and superusers) may connect: a new database lets every role in."""
+    conn.execute(sa.text(f"REVOKE ALL ON DATABASE {q(database)} FROM PUBLIC"))
+
+
 def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 

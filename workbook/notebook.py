@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import sys
 
-from workbook import db, hints, manifest, migrate, progress, report, templates, verdicts
+from workbook import classroom, db, hints, manifest, migrate, progress, report, templates, verdicts
 from workbook.checks import base
 from workbook.config import settings
 
@@ -90,6 +90,7 @@ def check(name: str) -> None:
         with progress.shown(f"checking exercise {name}", "notebook" if _in_kernel() else "terminal"):
             result = base.check(name)
         verdicts.remember(manifest.get(name), result.status)
+        classroom.record(result)
     except base.WorkbookError as err:
         result = base.error_report(name, err)
     _show(result)

@@ -50,7 +50,33 @@ def fingerprint(revision: str) -> str:
 
 
 def template_name(revision: str) -> str:
-    return f"wbtpl_{revision[:24]}_{fingerprint(revision)}"
+    role = owner_role()
+    # A classroom's templates are owned by its learners' group role, so each learner may alter
+    # the tables in its copies: they are kept apart from templates other roles own.
+    suffix = f"_{hashlib.sha256(role.encode()).hexdigest()[:6]}" if role else ""
+    return f"wbtpl_{revision[:24]}_{fingerprint(revision)}{suffix}"
+
+
+_owners: dict[str, str | None] = {}
+
+
+def owner_role() -> str | None:
+    """The role a classroom's templates belong to, named in the mark of this learner's database
+    (or of the class's room database, for the instructor); None outside a classroom."""
+    s = settings()
+    if s.mode != "url":
+        return None
+    if s.database_url not in _owners:
+        with db.admin() as conn:
+            m = marks.of(conn, learner())[1] or {}
+        _owners[s.database_url] = m.get("template_owner")
+    return _owners[s.database_url]
+
+
+def _as_owner(conn: Connection) -> None:
+    role = owner_role()
+    if role:
+        conn.execute(sa.text(f"SET ROLE {q(role)}"))
 
 
 def drop(conn: Connection, name: str) -> None:
@@ -110,19 +136,24 @@ def _ensure_locked(conn: Connection, revision: str) -> str:
 
 def _build(conn: Connection, revision: str, name: str) -> None:
     building = f"{name}_building"
-    _drop_if_ours(conn, building, "template")  # left by a build that was killed
-    if revision == manifest.baseline():
-        conn.execute(sa.text(f"CREATE DATABASE {q(building)} TEMPLATE template0"))
-    else:
-        parent = next(ex.down_revision for ex in manifest.exercises() if ex.revision == revision)
-        clone(conn, _ensure_locked(conn, parent), building)
-    marks.mark(conn, building, "template", revision=revision, fingerprint=fingerprint(revision),
-               by=prefix())
-    _apply(building, revision, seeded=revision == manifest.baseline())
-    # Complete before it is published: nobody can connect, any CREATEDB role may clone it.
-    conn.execute(sa.text(f"ALTER DATABASE {q(building)} WITH ALLOW_CONNECTIONS false IS_TEMPLATE true"))
-    conn.execute(sa.text(f"ALTER DATABASE {q(building)} RENAME TO {q(name)}"))
-    _drop_stale(conn, revision, name)
+    parent = None if revision == manifest.baseline() else _ensure_locked(
+        conn, next(ex.down_revision for ex in manifest.exercises() if ex.revision == revision))
+    _as_owner(conn)  # a classroom's template (database and tables) belongs to its learners' group
+    try:
+        _drop_if_ours(conn, building, "template")  # left by a build that was killed
+        if parent is None:
+            conn.execute(sa.text(f"CREATE DATABASE {q(building)} TEMPLATE template0"))
+        else:
+            clone(conn, parent, building)
+        marks.mark(conn, building, "template", revision=revision, fingerprint=fingerprint(revision),
+                   by=prefix())
+        _apply(building, revision, seeded=parent is None)
+        # Complete before it is published: nobody can connect, any CREATEDB role may clone it.
+        conn.execute(sa.text(f"ALTER DATABASE {q(building)} WITH ALLOW_CONNECTIONS false IS_TEMPLATE true"))
+        conn.execute(sa.text(f"ALTER DATABASE {q(building)} RENAME TO {q(name)}"))
+        _drop_stale(conn, revision, name)
+    finally:
+        conn.execute(sa.text("RESET ROLE"))
 
 
 def _drop_stale(conn: Connection, revision: str, keep: str) -> None:
@@ -145,11 +176,13 @@ def _apply(database: str, revision: str, seeded: bool) -> None:
     eng = db.engine(database)
     try:
         with eng.connect() as c:
+            _as_owner(c)
             migrate.run(c, "upgrade", revision, ROOT / "solutions")
             if seeded:
                 seed.seed(c, settings().scale)
                 c.commit()
         with eng.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+            _as_owner(c)
             c.execute(sa.text("VACUUM ANALYZE" if seeded else "ANALYZE"))
     finally:
         eng.dispose()
@@ -164,23 +197,26 @@ def reset(exercise: manifest.Exercise) -> dict:
     backend = db.ensure_ready()
     name = backend.learner_database
     with db.admin() as conn:
-        guard(conn, backend, name)
+        old = guard(conn, backend, name)
         drop(conn, name)
         clone(conn, template, name)
-        marks.mark(conn, name, "learner", key=prefix())
+        # Facts a classroom keeps in the mark (its room, the template owner) outlive the reset.
+        kept = {k: v for k, v in (old or {}).items() if k not in ("kind", "key")}
+        marks.mark(conn, name, "learner", **kept, key=prefix())
+        marks.private(conn, name)
         sweep(conn)
         if getattr(backend, "owns_server", False):
             _drop_legacy(conn)
     return {"database": name, "template": template, "revision": exercise.start}
 
 
-def guard(conn: Connection, backend, name: str) -> None:
-    """Refuse to replace a database the workbook did not create."""
+def guard(conn: Connection, backend, name: str) -> dict | None:
+    """Refuse to replace a database the workbook did not create; its mark when it may be replaced."""
     exists, m = marks.of(conn, name)
     if not exists or (m and m.get("kind") == "learner"):
-        return
+        return m
     if m is None and getattr(backend, "owns_server", False):
-        return  # the embedded or Compose server is the workbook's own, made for this database
+        return None  # the embedded or Compose server is the workbook's own, made for this database
     what = "another of the workbook's databases" if m else _contents(name)
     raise WorkbookError(
         f"{db.display(backend.server_url(name))} names the database {name!r}, which the workbook "
@@ -223,6 +259,7 @@ def created(make) -> Iterator[str]:
         _drop_if_ours(conn, name, "scratch")
         make(conn, name)
         marks.mark(conn, name, "scratch", learner=prefix(), **marks.owner())
+        marks.private(conn, name)
     try:
         yield name
     finally:

@@ -1,0 +1,42 @@
+"""JupyterHub for a workbook class: each hub user works in its own database from the classroom CSV.
+
+    workbook classroom create --names hub-users.txt --csv /srv/workbook/learners.csv
+    WORKBOOK_CLASS_CSV=/srv/workbook/learners.csv jupyterhub -f deploy/jupyterhub/jupyterhub_config.py
+
+The CSV is the one `workbook classroom create` wrote (columns name, role, database, DATABASE_URL);
+a hub user gets the row whose name is its user name. Its single-user server starts with
+WORKBOOK_DB=url and that DATABASE_URL, so `workbook check` and the notebooks' check() use the
+learner's own database, and record verdicts in the class's room. A hub user without a row is
+refused a server (with a message), never given someone else's database. Keep the CSV readable
+by the hub only (create writes it with mode 0600): it holds the learners' passwords.
+
+Authentication and the spawner are the deployment's choice (set them below or on the command
+line); the test in tests/test_jupyterhub.py uses the dummy authenticator and the simple local
+process spawner.
+"""
+import csv
+import os
+
+from tornado import web
+
+c = get_config()  # noqa: F821  (provided by JupyterHub when it loads this file)
+
+CSV = os.environ.get("WORKBOOK_CLASS_CSV", os.path.join(os.path.dirname(__file__), "learners.csv"))
+
+
+def learners() -> dict[str, dict]:
+    """Read on every spawn, so a class created after the hub started is picked up."""
+    with open(CSV, newline="") as f:
+        return {row["name"]: row for row in csv.DictReader(f)}
+
+
+def give_database(spawner) -> None:
+    row = learners().get(spawner.user.name)
+    if row is None:
+        raise web.HTTPError(403, f"{spawner.user.name} has no workbook database in this class; "
+                                 "ask the instructor to add you (workbook classroom create --names).")
+    spawner.environment.update({"WORKBOOK_DB": "url", "DATABASE_URL": row["DATABASE_URL"]})
+
+
+c.Spawner.pre_spawn_hook = give_database
+c.Spawner.default_url = "/lab"

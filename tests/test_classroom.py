@@ -1,0 +1,231 @@
+"""A workshop on the PostgreSQL on 127.0.0.1:5432: three learners, each in its own database, unable
+to reach the others', their checks recorded where only the instructor reads them all, a room page
+in a real Chromium, and a remove that drops what create made and nothing else."""
+import csv
+import json
+import os
+import re
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+
+from conftest import make_track, revision, run_cli
+from test_browser import ARGS, CHROMIUM, _need_browser
+from workbook import marks
+from workbook.manifest import ROOT
+
+SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
+TAG = f"wbc{os.getpid()}"  # every role and database this module makes starts with it
+CLASS = f"{TAG}_class"
+
+
+def _server_answers() -> bool:
+    try:
+        with sa.create_engine(f"{SERVER}/postgres").connect():
+            return True
+    except sa.exc.OperationalError:
+        return False
+
+
+pytestmark = pytest.mark.skipif(not _server_answers() and not os.environ.get("CI"),
+                                reason="no PostgreSQL on 127.0.0.1:5432")
+
+
+def admin_env(**extra) -> dict:
+    return {"WORKBOOK_DB": "url", "DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/{CLASS}",
+            "WORKBOOK_SCALE": "0.01", "WORKBOOK_TRACK": "solutions", **extra}
+
+
+def learner_env(url: str, **extra) -> dict:
+    return {"WORKBOOK_DB": "url", "DATABASE_URL": url, "WORKBOOK_SCALE": "0.01",
+            "WORKBOOK_TRACK": "solutions", **extra}
+
+
+def leftovers(conn, tag: str = TAG) -> tuple[list[str], list[str]]:
+    """Databases and roles whose names start with tag, or owned by such a role (templates)."""
+    roles = [r for (r,) in conn.execute(sa.text(
+        "SELECT rolname FROM pg_roles WHERE starts_with(rolname, :t) ORDER BY rolname LIKE '%learners'"),
+        {"t": tag})]
+    owners = dict(conn.execute(sa.text("SELECT datname, pg_get_userbyid(datdba) FROM pg_database")).all())
+    dbs = [d for d in owners if d.startswith(tag) or owners[d] in roles]
+    return dbs, roles
+
+
+def drop_leftovers(conn, tag: str = TAG) -> None:
+    """Only when a test failed before remove: still only names made with this tag."""
+    dbs, roles = leftovers(conn, tag)
+    for name in dbs:
+        conn.execute(sa.text(f'ALTER DATABASE "{name}" IS_TEMPLATE false'))
+        conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    for role in roles:
+        conn.execute(sa.text(f'DROP ROLE "{role}"'))
+
+
+@pytest.fixture(scope="module")
+def server():
+    eng = sa.create_engine(f"{SERVER}/postgres", isolation_level="AUTOCOMMIT")
+    with eng.connect() as conn:
+        yield conn
+        drop_leftovers(conn)
+    eng.dispose()
+
+
+@pytest.fixture(scope="module")
+def learners(server, tmp_path_factory):
+    out = tmp_path_factory.mktemp("class") / "learners.csv"
+    names = out.with_name("names.txt")
+    names.write_text("Ada Lovelace\nGrace Hopper\nEdsger Dijkstra\n")
+    proc = run_cli("classroom", "create", "--names", str(names), "--csv", str(out), env=admin_env())
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    with out.open() as f:
+        rows = list(csv.DictReader(f))
+    assert [r["name"] for r in rows] == ["Ada Lovelace", "Grace Hopper", "Edsger Dijkstra"]
+    for row in rows:
+        assert row["DATABASE_URL"] in proc.stdout
+    return rows
+
+
+def connect(url: str, database: str | None = None):
+    u = sa.engine.make_url(url)
+    return psycopg.connect(host=u.host, port=u.port, user=u.username, password=u.password,
+                           dbname=database or u.database, autocommit=True)
+
+
+def test_each_learner_owns_a_private_marked_database(server, learners):
+    for row in learners:
+        owner, acl = server.execute(sa.text("SELECT pg_get_userbyid(datdba), datacl::text FROM pg_database "
+                                            "WHERE datname = :d"), {"d": row["database"]}).one()
+        assert owner == row["role"] and acl == f"{{{row['role']}=CTc/{row['role']}}}"  # no PUBLIC entry
+        mark = marks.of(server, row["database"])[1]
+        assert mark["kind"] == "learner" and mark["classroom"] == CLASS and mark["name"] == row["name"]
+        with connect(row["DATABASE_URL"]) as c:
+            assert c.execute("SELECT current_user").fetchone()[0] == row["role"]
+
+
+def test_a_learner_cannot_connect_to_another_learners_database(learners):
+    ada, grace, _ = learners
+    for who, other in ((ada, grace), (grace, ada)):
+        with pytest.raises(psycopg.OperationalError, match="permission denied for database"):
+            connect(who["DATABASE_URL"], other["database"])
+
+
+def test_a_learner_resets_and_checks_in_its_own_database(server, learners, tmp_path):
+    ada, grace, _ = learners
+    assert run_cli("reset", "01", env=learner_env(ada["DATABASE_URL"])).returncode == 0
+    # The reset re-created the database: still Ada's, still private, still in the class.
+    mark = marks.of(server, ada["database"])[1]
+    assert mark["classroom"] == CLASS and mark["key"] == marks.learner_key(ada["database"])
+    with pytest.raises(psycopg.OperationalError, match="permission denied for database"):
+        connect(grace["DATABASE_URL"], ada["database"])
+    proc = run_cli("check", "01", env=learner_env(ada["DATABASE_URL"]))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    wrong = make_track(tmp_path, **{"01_add_index": revision(
+        "ex01_add_index", "baseline", "op.create_index('ix_finding_severity', 'finding', ['severity'])",
+        "op.drop_index('ix_finding_severity', table_name='finding')")})
+    proc = run_cli("check", "01", env=learner_env(grace["DATABASE_URL"], WORKBOOK_TRACK=str(wrong)))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    with connect(ada["DATABASE_URL"], CLASS) as c:  # RLS: a learner reads only its own rows
+        assert {r[0] for r in c.execute("SELECT learner FROM results")} == {ada["role"]}
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            c.execute("INSERT INTO results (learner, exercise, status) VALUES (%s, '01', 'passed')",
+                      (grace["role"],))
+
+
+def test_a_learners_scratch_copy_is_private_too(learners, monkeypatch):
+    """The copies a check replays on are made by the learner's role: nobody else connects to them."""
+    from workbook import db, templates
+
+    ada, grace, _ = learners
+    for key, value in learner_env(ada["DATABASE_URL"]).items():
+        monkeypatch.setenv(key, value)
+    db.forget()
+    try:
+        with templates.scratch("baseline") as name:
+            with connect(ada["DATABASE_URL"], name) as c:
+                assert c.execute("SELECT current_user").fetchone()[0] == ada["role"]
+            with pytest.raises(psycopg.OperationalError, match="permission denied for database"):
+                connect(grace["DATABASE_URL"], name)
+    finally:
+        db.forget()
+
+
+def test_status_shows_passed_failing_and_not_attempted(learners):
+    proc = run_cli("classroom", "status", "--json", env=admin_env())
+    assert proc.returncode == 0, proc.stderr
+    table = json.loads(proc.stdout)
+    by_name = {row["learner"]: row["exercises"]["01"] for row in table["learners"]}
+    assert by_name["Ada Lovelace"]["status"] == "passed"
+    assert by_name["Grace Hopper"]["status"] == "failed"
+    assert by_name["Grace Hopper"]["criterion"] == "writers_not_blocked"
+    assert by_name["Edsger Dijkstra"]["status"] == "not attempted"
+    assert table["passed"]["01"] == 1
+    text = run_cli("classroom", "status", env=admin_env()).stdout
+    assert "1 of 3" in text and "writers_not_blocked"[:14] in text and "never" in text
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_the_room_page_in_chromium(learners, tmp_path):
+    _need_browser()
+    from playwright.sync_api import expect, sync_playwright
+
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "workbook", "classroom", "serve", "--port", str(port),
+                             "--stuck", "0"], cwd=ROOT, env={**os.environ, **admin_env()},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        line = proc.stdout.readline()
+        found = re.search(r"(http://127\.0\.0\.1:\d+/)\?token=(\S+)", line)
+        assert found, line + proc.stderr.read() if proc.poll() is not None else line
+        base, token = found.groups()
+        with pytest.raises(urllib.error.HTTPError, match="403"):
+            urllib.request.urlopen(base, timeout=5)
+        with pytest.raises(urllib.error.HTTPError, match="403"):
+            urllib.request.urlopen(f"{base}?token=wrong", timeout=5)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+            try:
+                page = browser.new_page()
+                page.goto(f"{base}?token={token}")
+                expect(page.locator("#room")).to_contain_text("1 of 3 passed 01")
+                grace = page.locator("tr", has_text="Grace Hopper")
+                expect(grace.locator("td.stuck")).to_contain_text("writers_not_blocked")
+                expect(page.locator("tr", has_text="Ada Lovelace").locator("td.passed")).to_have_count(1)
+                content = page.content()
+                for row in learners:
+                    assert sa.engine.make_url(row["DATABASE_URL"]).password not in content
+                refresh = page.locator("meta[http-equiv=refresh]").get_attribute("content")
+                assert refresh and int(refresh) > 0
+                page.screenshot(path=str(tmp_path / "room.png"))
+            finally:
+                browser.close()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(10)
+
+
+def test_remove_drops_what_create_made_and_nothing_else(server, learners):
+    bystander = f"{TAG}_bystander"  # not the class's: unmarked, owned by the admin
+    server.execute(sa.text(f'CREATE DATABASE "{bystander}"'))
+    dry = run_cli("classroom", "remove", env=admin_env())
+    assert dry.returncode == 1 and "--yes" in dry.stdout and learners[0]["database"] in dry.stdout
+    assert marks.of(server, learners[0]["database"])[0]
+    done = run_cli("classroom", "remove", "--yes", env=admin_env())
+    assert done.returncode == 0, done.stdout + done.stderr
+    dbs, roles = leftovers(server)
+    assert dbs == [bystander] and roles == []
+    server.execute(sa.text(f'DROP DATABASE "{bystander}"'))

@@ -1,0 +1,201 @@
+"""A workshop on one shared PostgreSQL: a role and a database per learner, and a room where checks land.
+
+The instructor's DATABASE_URL (WORKBOOK_DB=url, a role with CREATEROLE and CREATEDB, usually a
+superuser) names the class: its database becomes the room, and every name the class gets starts
+with it. `create` makes
+- a group role ROOM_learners (NOLOGIN, CREATEDB) that owns the class's templates, so a learner,
+  a member, may alter the tables in its own copies;
+- the room database: one results table, row-level security so each learner inserts and reads
+  only its own rows; only the group may connect, and the instructor reads everything;
+- per learner a LOGIN role with a generated password and CREATEDB (for scratch copies), and a
+  database it owns, private to it, marked as a learner database of this class.
+A learner's workbook finds the room in its database's mark and records each verdict there,
+best-effort. `remove` drops what `create` made and nothing else.
+"""
+from __future__ import annotations
+
+import csv
+import os
+import re
+import secrets
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlalchemy.pool import NullPool
+
+from workbook import db, manifest, marks, templates
+from workbook.config import settings
+from workbook.errors import WorkbookError
+from workbook.marks import q
+
+ROOM_SQL = """
+CREATE TABLE results (
+    id bigserial PRIMARY KEY,
+    learner name NOT NULL DEFAULT current_user,
+    exercise text NOT NULL,
+    status text NOT NULL,
+    criterion text,
+    message text,
+    at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX results_learner_at ON results (learner, at);
+ALTER TABLE results ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own_rows ON results USING (learner = current_user) WITH CHECK (learner = current_user);
+GRANT SELECT, INSERT ON results TO {group};
+GRANT USAGE ON SEQUENCE results_id_seq TO {group};
+"""
+
+
+def room() -> str:
+    """The class's name: the database the instructor's DATABASE_URL names."""
+    if settings().mode != "url":
+        raise WorkbookError("`workbook classroom` runs against a shared server: set WORKBOOK_DB=url and "
+                            "DATABASE_URL=postgresql://ADMIN:PASSWORD@HOST:5432/CLASSNAME (a role that "
+                            "may create roles and databases; CLASSNAME becomes the room database).")
+    name = db.ensure_ready().learner_database
+    if not re.fullmatch(r"[a-z][a-z0-9_]{0,39}", name):
+        raise WorkbookError(f"The class name {name!r} (the database in DATABASE_URL) must be lower-case "
+                            "letters, digits and _, starting with a letter, at most 40 characters.")
+    return name
+
+
+def group(name: str) -> str:
+    return f"{name}_learners"
+
+
+def seats(count: int | None, names_file: str | None) -> list[tuple[str, str]]:
+    """(display name, seat) pairs: seat is the suffix of the learner's role and database."""
+    if names_file:
+        names = [line.strip() for line in Path(names_file).read_text().splitlines() if line.strip()]
+        slugs = [re.sub(r"[^a-z0-9]+", "_", n.lower()).strip("_")[:20] or "learner" for n in names]
+        if len(set(slugs)) != len(slugs):
+            raise WorkbookError(f"Two names in {names_file} give the same role name; make them differ.")
+        return list(zip(names, slugs))
+    if not count or count < 1:
+        raise WorkbookError("Say how many learners: --learners 30, or --names FILE (one name a line).")
+    return [(f"learner {i:02d}", f"{i:02d}") for i in range(1, count + 1)]
+
+
+def create(count: int | None, names_file: str | None, csv_path: str | None) -> list[dict]:
+    name, members = room(), seats(count, names_file)
+    grp = group(name)
+    out = Path(csv_path or f"{name}-learners.csv")
+    if out.exists():
+        raise WorkbookError(f"{out} already exists; it may hold another class's passwords. Move it, "
+                            "or name another file with --csv.")
+    with db.admin() as conn:
+        if marks.of(conn, name)[0]:
+            raise WorkbookError(f"The database {name} already exists, so this class was created before "
+                                "(or the name is taken). `workbook classroom remove --yes` removes a class.")
+        conn.execute(sa.text(f"CREATE ROLE {q(grp)} NOLOGIN CREATEDB"))
+        conn.execute(sa.text(f"CREATE DATABASE {q(name)}"))
+        marks.mark(conn, name, "room", classroom=name, template_owner=grp)
+        marks.private(conn, name)
+        conn.execute(sa.text(f"GRANT CONNECT ON DATABASE {q(name)} TO {q(grp)}"))
+    eng = db.engine(name)
+    with eng.begin() as c:
+        c.exec_driver_sql(ROOM_SQL.format(group=q(grp)))
+    eng.dispose()
+    templates._owners.clear()  # the room's mark now names the template owner
+    first = None
+    for ex in manifest.exercises():  # built once, for everyone
+        tpl = templates.ensure_template(ex.start)
+        first = first or tpl
+    base_url = db.ensure_ready().server_url(name)
+    learners = []
+    with db.admin() as conn:
+        for display, seat in members:
+            role = f"{name}_{seat}"
+            password = secrets.token_urlsafe(18)  # letters, digits, - and _: safe in SQL and URLs
+            conn.execute(sa.text(f"CREATE ROLE {q(role)} LOGIN CREATEDB PASSWORD '{password}' IN ROLE {q(grp)}"))
+            conn.execute(sa.text(f"CREATE DATABASE {q(role)} OWNER {q(role)} TEMPLATE {q(first)} STRATEGY FILE_COPY"))
+            marks.mark(conn, role, "learner", key=marks.learner_key(role), classroom=name, name=display,
+                       template_owner=grp)
+            marks.private(conn, role)
+            url = base_url.set(drivername="postgresql", username=role, password=password, database=role)
+            learners.append({"name": display, "role": role, "database": role,
+                             "DATABASE_URL": url.render_as_string(hide_password=False)})
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # passwords: the instructor's eyes only
+    with os.fdopen(fd, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(learners[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(learners)
+    return learners
+
+
+def _made(conn: Connection, name: str) -> tuple[list[str], list[str]]:
+    """(databases, roles) this class's create made, or its learners made since: all marked."""
+    roles = [r for (r,) in conn.execute(sa.text(
+        "SELECT rolname FROM pg_roles WHERE rolname = :g OR pg_has_role(rolname, :g, 'MEMBER') "
+        "AND rolname <> current_user AND NOT rolsuper ORDER BY rolname = :g, rolname"), {"g": group(name)})]
+    owners = dict(conn.execute(sa.text(
+        "SELECT datname, pg_get_userbyid(datdba) FROM pg_database")).all())
+    keys = {marks.learner_key(r) for r in roles} | {marks.learner_key(name)}
+    dbs = []
+    for datname, m in marks.databases(conn).items():
+        if not m:
+            continue  # never an unmarked database, whoever owns it
+        ours = (m.get("classroom") == name and m.get("kind") in ("room", "learner")) \
+            or (m.get("kind") in ("scratch", "template") and owners.get(datname) in roles) \
+            or (m.get("kind") == "scratch" and m.get("learner") in keys)
+        if ours:
+            dbs.append(datname)
+    return sorted(dbs), roles
+
+
+def remove(yes: bool) -> tuple[list[str], list[str]]:
+    name = room()
+    with db.admin() as conn:
+        dbs, roles = _made(conn, name)
+        if yes:
+            for d in dbs:
+                conn.execute(sa.text(f"ALTER DATABASE {q(d)} IS_TEMPLATE false"))
+                templates.drop(conn, d)
+            for r in roles:
+                try:
+                    conn.execute(sa.text(f"DROP ROLE IF EXISTS {q(r)}"))
+                except sa.exc.DBAPIError as exc:  # it owns something create did not make
+                    raise WorkbookError(
+                        f"Dropped the class's databases, but not the role {r}: {db.first_line(exc)}. "
+                        "That is something the workbook did not make, so it is left alone: drop it "
+                        f"or REASSIGN OWNED BY {r} TO another role, then run remove again.") from None
+    return dbs, roles
+
+
+# --- the learner's side: record a verdict in the room ---------------------------------------
+
+_rooms: dict[str, str | None] = {}
+
+
+def _my_room() -> str | None:
+    s = settings()
+    if s.mode != "url":
+        return None
+    if s.database_url not in _rooms:
+        with db.admin() as conn:
+            m = marks.of(conn, db.ensure_ready().learner_database)[1] or {}
+        _rooms[s.database_url] = m.get("classroom") if m.get("kind") == "learner" else None
+    return _rooms[s.database_url]
+
+
+def record(report) -> None:
+    """Best-effort: a check never fails because the room could not be written."""
+    try:
+        where = _my_room()
+        if not where:
+            return
+        failed = report.failed_required() if report.status == "failed" else []
+        eng = sa.create_engine(db.ensure_ready().server_url(where), poolclass=NullPool,
+                               connect_args={"connect_timeout": 3, "options": "-c statement_timeout=3000"})
+        try:
+            with eng.begin() as c:
+                c.execute(sa.text("INSERT INTO results (exercise, status, criterion, message) "
+                                  "VALUES (:e, :s, :c, :m)"),
+                          {"e": report.exercise[:2], "s": report.status,
+                           "c": failed[0].id if failed else None,
+                           "m": (failed[0].message if failed else "")[:500]})
+        finally:
+            eng.dispose()
+    except Exception:  # noqa: BLE001  (recording is a courtesy to the instructor, never a failure)
+        pass

@@ -1,0 +1,152 @@
+"""The instructor's view of the room: learners x exercises, as text, JSON or a page for the projector.
+
+table() reads the room's results (the instructor's role sees every learner's rows) and judges
+nothing itself: a cell is the learner's latest verdict for that exercise. The page is served on
+127.0.0.1 by default, only to a request that carries the token, and never shows a password.
+"""
+from __future__ import annotations
+
+import html
+import http.server
+import json
+import secrets
+import time
+import urllib.parse
+from datetime import datetime, timezone
+
+import sqlalchemy as sa
+
+from workbook import classroom, db, manifest, marks
+from workbook.status import NOT_ATTEMPTED, PASSED
+
+SHORT = {"passed": "✓ passed", "failed": "✗ failing", "not attempted": "· not attempted", "error": "! error"}
+
+
+def table(now: float | None = None) -> dict:
+    now = time.time() if now is None else now
+    name = classroom.room()
+    with db.admin() as conn:
+        learners = sorted((d, m.get("name") or d) for d, m in marks.databases(conn).items()
+                          if m and m.get("kind") == "learner" and m.get("classroom") == name)
+    eng = db.engine(name)
+    try:
+        with eng.connect() as c:
+            rows = c.execute(sa.text("SELECT learner, exercise, status, criterion, message, "
+                                     "extract(epoch FROM at) FROM results ORDER BY at, id")).all()
+    finally:
+        eng.dispose()
+    numbers = [ex.number for ex in manifest.exercises()]
+    cells: dict[str, dict[str, dict]] = {role: {} for role, _ in learners}
+    last: dict[str, float] = {}
+    for learner, exercise, status, criterion, message, at in rows:
+        if learner not in cells or exercise not in numbers:
+            continue
+        last[learner] = float(at)
+        before = cells[learner].get(exercise)
+        # Failing since the first failure after the latest pass: how long this learner is stuck.
+        since = before["since"] if before and before["status"] != PASSED and before.get("since") else float(at)
+        cells[learner][exercise] = {"status": status, "criterion": criterion, "message": message,
+                                    "at": float(at), "since": since if status != PASSED else None}
+    out = []
+    for role, display in learners:
+        row = {"learner": display, "role": role, "last_check": last.get(role), "exercises": {}}
+        for n in numbers:
+            cell = cells[role].get(n) or {"status": NOT_ATTEMPTED, "criterion": None, "message": "",
+                                          "at": None, "since": None}
+            cell["minutes"] = round((now - cell["since"]) / 60, 1) if cell.get("since") and \
+                cell["status"] != NOT_ATTEMPTED else None
+            row["exercises"][n] = cell
+        out.append(row)
+    passed = {n: sum(r["exercises"][n]["status"] == PASSED for r in out) for n in numbers}
+    return {"classroom": name, "exercises": numbers, "learners": out, "passed": passed, "at": now}
+
+
+def _when(at: float | None) -> str:
+    return datetime.fromtimestamp(at, timezone.utc).strftime("%H:%M:%S") if at else "never"
+
+
+def as_text(t: dict) -> str:
+    lines = [f"{'learner':<20} " + " ".join(f"{n:<16}" for n in t["exercises"]) + " last check"]
+    for row in t["learners"]:
+        cells = []
+        for n in t["exercises"]:
+            c = row["exercises"][n]
+            text = SHORT.get(c["status"], c["status"])
+            if c["criterion"]:
+                text = f"✗ {c['criterion']}"
+            cells.append(f"{text[:16]:<16}")
+        lines.append(f"{row['learner'][:20]:<20} " + " ".join(cells) + f" {_when(row['last_check'])}")
+    total = len(t["learners"])
+    lines.append(f"{'passed':<20} " + " ".join(f"{t['passed'][n]} of {total}".ljust(16) for n in t["exercises"]))
+    return "\n".join(lines)
+
+
+def as_html(t: dict, stuck_minutes: float, refresh: int = 10) -> str:
+    total = len(t["learners"])
+    head = "".join(f"<th>{n}<br><small class=count>{t['passed'][n]} of {total} passed {n}</small></th>"
+                   for n in t["exercises"])
+    body = []
+    for row in t["learners"]:
+        tds = []
+        for n in t["exercises"]:
+            c = row["exercises"][n]
+            stuck = c["status"] != PASSED and c["minutes"] is not None and c["minutes"] >= stuck_minutes \
+                and c["status"] != NOT_ATTEMPTED
+            label = SHORT.get(c["status"], c["status"])
+            detail = f"<br><small>{html.escape(c['criterion'])}</small>" if c["criterion"] else ""
+            since = f"<br><small>for {c['minutes']:.0f} min</small>" if stuck else ""
+            cls = c["status"].replace(" ", "-") + (" stuck" if stuck else "")
+            tds.append(f"<td class='{cls}' title='{html.escape(c['message'] or '')}'>{label}{detail}{since}</td>")
+        body.append(f"<tr><th class=name>{html.escape(row['learner'])}</th>{''.join(tds)}"
+                    f"<td>{_when(row['last_check'])}</td></tr>")
+    return f"""<!doctype html><html><head><meta charset=utf-8>
+<meta http-equiv=refresh content={refresh}><title>{html.escape(t['classroom'])}: the room</title>
+<style>body{{font:18px sans-serif;margin:1em}} table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:center}} th.name{{text-align:left}}
+.passed{{background:#d4f5d4}} .failed{{background:#fde2c4}} .error{{background:#eee}}
+.stuck{{background:#f59a9a;font-weight:bold}}</style></head><body>
+<h1>{html.escape(t['classroom'])}: {total} learners</h1>
+<p>Updated {_when(t['at'])} UTC; red: failing the same exercise for {stuck_minutes:g} minutes or more.</p>
+<table id=room><tr><th>learner</th>{head}<th>last check</th></tr>{''.join(body)}</table></body></html>"""
+
+
+def handler(token: str, stuck_minutes: float):
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            url = urllib.parse.urlsplit(self.path)
+            given = urllib.parse.parse_qs(url.query).get("token", [""])[0]
+            if not secrets.compare_digest(given, token):
+                return self._send(403, "text/plain", "A token is needed: open the URL `classroom serve` printed.")
+            try:
+                t = table()
+            except Exception as exc:  # noqa: BLE001  (the projector shows why, and tries again)
+                return self._send(503, "text/plain", f"Could not read the room: {db.first_line(exc)}")
+            if url.path == "/data.json":
+                return self._send(200, "application/json", json.dumps(t))
+            self._send(200, "text/html; charset=utf-8", as_html(t, stuck_minutes))
+
+        def _send(self, code: int, kind: str, text: str) -> None:
+            data = text.encode()
+            self.send_response(code)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):  # the terminal stays quiet; the page is the display
+            pass
+    return Page
+
+
+def serve(host: str, port: int, stuck_minutes: float, token: str | None = None) -> None:
+    token = token or secrets.token_urlsafe(16)
+    table()  # fail now, with a verdict, rather than on the projector
+    server = http.server.ThreadingHTTPServer((host, port), handler(token, stuck_minutes))
+    print(f"The room: http://{host}:{server.server_address[1]}/?token={token}  (Ctrl-C stops it)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
