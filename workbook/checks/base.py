@@ -192,6 +192,11 @@ def explain_failure(exc: BaseException, path: Path, verb: str,
     special = explain(text) if explain else None
     if special:
         return f"The {verb} failed at {where}: {text}. {special}"
+    state = getattr(getattr(exc, "orig", None), "sqlstate", None) or ""
+    if state[:2] in ("53", "57", "08"):  # out of resources, shut down, connection lost: not the revision's fault
+        return (f"The {verb} could not run: the server said \"{text}\" (insufficient resources or a "
+                "lost connection), which says nothing about your revision. Run the check again when "
+                "the server is less busy; on a shared server, tell whoever runs it.")
     if "cannot run inside a transaction block" in low:
         return (f"The {verb} failed at {where}: PostgreSQL said \"{text}\". Alembic runs every "
                 "revision inside a transaction, and CONCURRENTLY refuses to run in one: put the "
