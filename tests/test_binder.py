@@ -16,8 +16,11 @@ def test_binder_scripts_are_executable():
 
 
 def test_start_brings_the_database_up_then_runs_its_arguments(tmp_path):
+    # On Binder `python` is the image's environment; here it is this venv's, which make test
+    # runs without putting on PATH.
     env = {**os.environ, "WORKBOOK_DATA_DIR": str(tmp_path / "data"), "WORKBOOK_DB": "embedded",
-           "PYTHONPATH": str(ROOT)}
+           "PYTHONPATH": str(ROOT),
+           "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")}
     env.pop("DATABASE_URL", None)
     probe = ("from workbook import db; b = db.backend(); print('running' if b.status()['running'] else 'down')")
     try:
