@@ -11,11 +11,15 @@ import sys
 from workbook.manifest import ROOT
 
 FIRST_NOTEBOOK = "notebooks/00_setup.ipynb"
+# Jupyter's own hidden names, plus the package metadata `pip install -e .` leaves at the root:
+# a learner browsing the repository has no use for it.
+HIDDEN = ["__pycache__", "*.pyc", "*.pyo", ".DS_Store", "*~", "*.egg-info"]
 
 
 def argv(*extra: str) -> list[str]:
     """The jupyter lab command: the repository as root, so exercises/ is in the file browser."""
-    args = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={ROOT}"]
+    args = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={ROOT}",
+            *(f"--ContentsManager.hide_globs={glob}" for glob in HIDDEN)]
     if os.geteuid() == 0:  # containers and workshop VMs often run as root; Jupyter refuses unless told
         args.append("--allow-root")
     return [*args, *extra, FIRST_NOTEBOOK]
