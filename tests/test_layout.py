@@ -28,20 +28,21 @@ def test_exercise_and_solution_trees_mirror_each_other(stub_track):
 def test_manifest_matches_the_files(stub_track):
     for ex in manifest.exercises():
         for track in (stub_track, ROOT / "solutions"):
-            path = track / ex.file
-            assert path.exists(), path
-            if ex.revision:
-                ids = assignments(path)
-                assert (ids["revision"], ids.get("down_revision")) == (ex.revision, ex.down_revision), path
+            for part in ex.parts():
+                path = track / part.file
+                assert path.exists(), path
+                if part.revision:
+                    ids = assignments(path)
+                    assert (ids["revision"], ids.get("down_revision")) == (part.revision, part.down_revision), path
         assert (ROOT / ex.notebook).exists(), ex.notebook
         assert ex.hints, ex.id
 
 
 def test_stubs_are_stubs_and_solutions_are_not(stub_track):
     for ex in manifest.exercises():
-        if ex.revision:
-            assert is_stub(stub_track / ex.file)
-            assert not is_stub(ROOT / "solutions" / ex.file)
+        for part in ex.parts() if ex.revision else ():
+            assert is_stub(stub_track / part.file)
+            assert not is_stub(ROOT / "solutions" / part.file)
 
 
 def test_compose_file_is_valid_and_matches_the_workbook():

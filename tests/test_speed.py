@@ -30,7 +30,7 @@ def progress_output(track, *extra) -> list[str]:
 
 def test_progress_answers_from_the_cache_until_a_file_changes(tmp_path):
     # Exercises 1 and 2 solved, every later one the committed stub, so only quick checks replay.
-    stubs = {ex.file: committed(f"exercises/{ex.file}") for ex in manifest.exercises()[2:]}
+    stubs = {part.file: committed(f"exercises/{part.file}") for ex in manifest.exercises()[2:] for part in ex.parts()}
     track = make_track(tmp_path, **stubs)
     n = len(manifest.exercises())
     first = progress_output(track)

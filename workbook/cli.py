@@ -204,7 +204,8 @@ def cmd_solution(args) -> int:
         print(f"Your check for exercise {ex.number} does not pass yet, so the reference stays hidden: "
               f"try `workbook hint {ex.number}`, or add --force to see it anyway.")
         return 1
-    print((ROOT / "solutions" / ex.file).read_text())
+    for part in ex.parts():
+        print((ROOT / "solutions" / part.file).read_text())
     return 0
 
 

@@ -1,6 +1,7 @@
 """The exercise manifest (exercises.toml), read once and shared by everything."""
 from __future__ import annotations
 
+import dataclasses
 import functools
 import tomllib
 from dataclasses import dataclass
@@ -24,20 +25,36 @@ class Exercise:
     revision: str | None = None
     down_revision: str | None = None
     deadline: float = 60  # seconds a check may take before it is stopped with a verdict
+    then: tuple[tuple[str, str], ...] = ()  # further (file, revision) the exercise's chain goes on with
 
     @property
     def number(self) -> str:
         return self.id[:2]
 
+    @property
+    def head(self) -> str | None:
+        """The exercise's last revision: its own, or the last of `then`."""
+        return self.then[-1][1] if self.then else self.revision
+
     def path(self, track_dir: Path) -> Path:
         return track_dir / self.file
+
+    def parts(self) -> list["Exercise"]:
+        """One Exercise per revision file, each following the one before (most have one)."""
+        out = [self]
+        for file, revision in self.then:
+            out.append(dataclasses.replace(out[-1], file=file, revision=revision,
+                                           down_revision=out[-1].revision, then=()))
+        return out
 
 
 @functools.cache
 def _load() -> tuple[str, tuple[Exercise, ...]]:
     data = tomllib.loads((PACKAGE_DIR / "exercises.toml").read_text())
     items = tuple(
-        Exercise(**{**raw, "hints": tuple(raw.get("hints", ()))}) for raw in data["exercise"]
+        Exercise(**{**raw, "hints": tuple(raw.get("hints", ())),
+                    "then": tuple((t["file"], t["revision"]) for t in raw.get("then", ()))})
+        for raw in data["exercise"]
     )
     return data["baseline"], items
 
@@ -67,14 +84,12 @@ def by_revision(revision: str) -> Exercise | None:
 
 
 def revision_chain(upto: str) -> list[Exercise]:
-    """The exercises whose revisions lie between the baseline and `upto`, in order."""
+    """The revision files (Exercise.parts) between the baseline and `upto`, in order."""
     chain = []
-    for ex in exercises():
-        if ex.revision is None:
-            continue
+    for part in (p for ex in exercises() if ex.revision for p in ex.parts()):
         if upto == baseline():
             break
-        chain.append(ex)
-        if ex.revision == upto:
+        chain.append(part)
+        if part.revision == upto:
             break
     return chain

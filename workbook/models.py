@@ -71,11 +71,30 @@ class Lead(Base):
 
 metadata = Base.metadata
 
+# Columns an exercise renames, by revision: (table, old name, new name), renamed by metadata_at().
+RENAMED_BY = {"ex07_contract": ("finding", "title", "summary")}
+
 # What each exercise adds to the models, by revision: left out of metadata_at() before it.
 ADDED_BY = {
     "ex05_constraints": {"asset", "fk_finding_asset_id", "ix_finding_asset_id", "ck_lead_priority",
                          "uq_lead_email", "lead.company NOT NULL"},
 }
+
+
+def renamed(meta: sa.MetaData, revision: str) -> sa.MetaData:
+    """`meta`, with the columns that exercises up to `revision` rename under their new names."""
+    from workbook import manifest
+
+    applied = {ex.revision for ex in manifest.revision_chain(revision)}
+    renames = {(t, old): new for rev, (t, old, new) in RENAMED_BY.items() if rev in applied}
+    if not renames:
+        return meta
+    out = sa.MetaData()
+    for table in meta.sorted_tables:
+        for column in table.to_metadata(out).columns:
+            if (table.name, column.name) in renames:  # autogenerate compares by name
+                column.name = column.key = renames[(table.name, column.name)]
+    return out
 
 
 def metadata_at(revision: str) -> sa.MetaData:
@@ -85,7 +104,7 @@ def metadata_at(revision: str) -> sa.MetaData:
     applied = {ex.revision for ex in manifest.revision_chain(revision)}
     later = set().union(*(names for rev, names in ADDED_BY.items() if rev not in applied))
     if not later:
-        return metadata
+        return renamed(metadata, revision)
     out = sa.MetaData()
     for table in metadata.sorted_tables:
         if table.name in later:
@@ -103,7 +122,7 @@ def metadata_at(revision: str) -> sa.MetaData:
         for column in copy.columns:
             if f"{table.name}.{column.name} NOT NULL" in later:
                 column.nullable = True
-    return out
+    return renamed(out, revision)
 
 
 _loads = itertools.count()

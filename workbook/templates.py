@@ -137,7 +137,7 @@ def _ensure_locked(conn: Connection, revision: str) -> str:
 def _build(conn: Connection, revision: str, name: str) -> None:
     building = f"{name}_building"
     parent = None if revision == manifest.baseline() else _ensure_locked(
-        conn, next(ex.down_revision for ex in manifest.exercises() if ex.revision == revision))
+        conn, manifest.revision_chain(revision)[-1].down_revision)
     _as_owner(conn)  # a classroom's template (database and tables) belongs to its learners' group
     try:
         _drop_if_ours(conn, building, "template")  # left by a build that was killed

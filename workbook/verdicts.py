@@ -53,13 +53,14 @@ def _declared(path: Path) -> str:
 def key(ex: manifest.Exercise, track_dir: Path | None = None) -> str:
     track_dir = Path(track_dir or settings().track_dir)
     h = hashlib.sha256()
-    own = ex.path(track_dir)
+    own = {part.path(track_dir).resolve() for part in ex.parts()}
     h.update(str(track_dir.resolve()).encode())
-    h.update(own.read_bytes() if own.exists() else b"<missing>")
+    for path in sorted(own):
+        h.update(path.read_bytes() if path.exists() else b"<missing>")
     models = track_dir / "models.py"  # the track's models: what `alembic check` compares with
     h.update(models.read_bytes() if models.exists() else b"<no models>")
     for other in sorted((track_dir / "versions").glob("*.py")):
-        if other.resolve() != own.resolve():
+        if other.resolve() not in own:
             h.update(f"{other.name}:{_declared(other)}".encode())
     s = settings()
     h.update(f"{s.scale!r} {s.mode} {s.database_url}".encode())  # another server may answer otherwise

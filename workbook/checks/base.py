@@ -311,7 +311,7 @@ def check(name: str, track_dir: Path | str | None = None, deadline: float | None
     path = ex.path(track_dir)
     report = lambda status, results: Report(ex.id, ex.title, status, results, relative(path))  # noqa: E731
 
-    problem = preflight(ex, track_dir)
+    problem = next(filter(None, (preflight(part, track_dir) for part in ex.parts())), None)
     if problem:
         return report(FAILED, [Result("loads", "The file loads and fits the revision history.", True,
                                       FAILED, problem)]

@@ -96,15 +96,15 @@ def lost(conn, column: str) -> int | None:
     return n
 
 
-def drift(conn, r: Replay) -> list[str]:
-    """What `alembic check` would report against the track's models (server defaults compared too)."""
+def drift(conn, r: Replay, metadata: sa.MetaData | None = None) -> list[str]:
+    """What `alembic check` would report against the track's models, or `metadata` (server defaults too)."""
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
     with warnings.catch_warnings():  # reflection warns about options it does not know; not the learner's
         warnings.simplefilter("ignore")
         ctx = MigrationContext.configure(conn, opts={"compare_server_default": True})
-        diffs = compare_metadata(ctx, models.track_metadata(r.track_dir))
+        diffs = compare_metadata(ctx, metadata if metadata is not None else models.track_metadata(r.track_dir))
     conn.rollback()
     return [_describe(d) for d in diffs]
 

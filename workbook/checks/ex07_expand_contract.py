@@ -1,0 +1,308 @@
+"""Exercise 7: finding.title becomes finding.summary while the application keeps running.
+
+Judged on a fresh copy with the million findings, under a rolling deploy the check drives itself
+with workbook.app: the old code (title) runs; the learner's expand runs; the new code (summary)
+joins; the old code stops; the learner's contract runs; the new code stops. Then the downgrades
+run the other way round with the same applications (new code through contract's downgrade, old
+code through expand's), and both upgrades once more. What the applications saw (errors, the
+last value each wrote per row, the time every statement took) is the evidence, beside the
+server's own: per-row fingerprints of every title, the catalog, and the debug1 message that
+says whether SET NOT NULL scanned.
+
+Speed: the floor is the learner's own migrations, each of which rewrites every row of finding
+(the backfill) three times in all (expand, contract's downgrade, expand again): about 3 to 5 s
+each on 2 cores. The check aims at 10 s above that floor; the data stays full size, because a
+backfill that covers only the rows of its first batch must lose rows, and a one-transaction
+backfill must last long enough for the application to wait on it.
+"""
+from __future__ import annotations
+
+import time
+
+import sqlalchemy as sa
+
+from workbook import app, models, schema
+from workbook.checks import common, lock_probe
+from workbook.checks.base import Evidence, Incorrect, Replay, criterion, is_stub, phase
+from workbook.checks.ex05_constraints import PROVED
+from workbook.checks.ex06_autogenerate import drift
+
+WORST = 2.0  # seconds: the longest an application statement may wait during the migration
+APP_IDS = range(1, 1_000_001, 997)  # rows the applications update, spread over every batch
+PROBE = """
+CREATE SCHEMA IF NOT EXISTS wb_probe;
+CREATE TABLE wb_probe.titles AS SELECT id, hashtextextended(title, 0) AS h FROM finding
+"""
+FUNCTIONS = "SELECT count(*) FROM pg_proc WHERE pronamespace = 'public'::regnamespace"
+TRIGGERS = "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'finding'::regclass AND NOT tgisinternal"
+
+
+def attempted(path) -> bool:
+    return not (is_stub(path) and is_stub(path.with_name("07_contract.py")))
+
+
+def gather(r: Replay) -> Evidence:
+    ev = r.evidence
+    expand, contract = r.exercise.parts()
+    ev.update(expand=None, contract=None, lost=None, changed=None, restored=None, drift=None,
+              notices=[], apps={}, timeline=[])
+    probe = lock_probe.start(Replay(expand, r.track_dir, r.database, r.explain, ev), ["finding"])
+    eng = r.engine()
+    url = eng.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    ids = [i for i in APP_IDS]
+    with eng.connect() as conn:
+        phase("fingerprinting every finding's title")
+        for stmt in PROBE.split(";"):
+            conn.execute(sa.text(stmt))
+        ev.before = schema.snapshot(conn)
+        ev.rows = conn.execute(sa.text("SELECT count(*) FROM wb_probe.titles")).scalar_one()
+        ev.functions_before = conn.execute(sa.text(FUNCTIONS)).scalar_one()
+        conn.execute(sa.text("SET client_min_messages = debug1"))
+        conn.commit()
+        conn.connection.dbapi_connection.add_notice_handler(lambda d: ev.notices.append(d.message_primary))
+        clock = time.monotonic()
+        old = app.App(url, "old", "title", ids[0::2], clock=clock)
+        new = app.App(url, "new", "summary", ids[1::2], clock=clock)
+        mark = lambda what: ev.timeline.append((what, time.monotonic() - clock))  # noqa: E731
+
+        old.start()
+        time.sleep(0.3)
+        mark("expand")
+        ev.upgrade = ev.expand = r.migrate(conn, "upgrade", expand.revision)
+        mark("new code starts")
+        new.start()
+        time.sleep(0.3)
+        old.stop()
+        mark("old code stopped")
+        if ev.expand.ok:
+            ev.notices.clear()
+            ev.contract = r.migrate(conn, "upgrade", contract.revision)
+            mark("contract done")
+        time.sleep(0.2)
+        new.stop()
+        mark("new code stopped")
+        ev.apps = {a.name: a.result() for a in (old, new)}
+        ev.after = schema.snapshot(conn)
+        ev.triggers = conn.execute(sa.text(TRIGGERS)).scalar_one()
+        ev.functions = conn.execute(sa.text(FUNCTIONS)).scalar_one()
+        ev.written = {**old.written, **new.written}
+        ev.lost, ev.changed = compare(conn, "summary", ev.written)
+        conn.commit()
+        if ev.contract is not None and ev.contract.ok:
+            ev.drift = drift(conn, r, models.renamed(models.track_metadata(r.track_dir), contract.revision))
+            if deployed_cleanly(ev):  # else the rollback's verdict would only repeat the deploy's
+                downgrades(r, conn, url, ids, expand)
+    eng.dispose()
+    probe.join(lock_probe.STARTUP + lock_probe.SECONDS + 30)
+    return ev
+
+
+def deployed_cleanly(ev: Evidence) -> bool:
+    start, end = _migration_window(ev)
+    return (not any(a["errors"] for a in ev.apps.values()) and ev.lost == 0 and ev.changed == 0
+            and all(app.worst(a, start, end) < WORST for a in ev.apps.values()) and _proved(ev))
+
+
+def _proved(ev: Evidence) -> bool:
+    return any(PROVED in n and "summary" in n for n in ev.notices)
+
+
+def downgrades(r: Replay, conn, url: str, ids: list[int], expand) -> None:
+    """Contract's downgrade under the new code, expand's under the old, then both upgrades again."""
+    ev = r.evidence
+    new = app.App(url, "new", "summary", ids[1::2], tag="again").start()
+    ev.downgrade_contract = r.migrate(conn, "downgrade", expand.revision)
+    old = app.App(url, "old", "title", ids[0::2], tag="again").start()
+    time.sleep(0.2)
+    new.stop()
+    ev.downgrade = ev.downgrade_expand = (r.migrate(conn, "downgrade", expand.down_revision)
+                                          if ev.downgrade_contract.ok else None)
+    time.sleep(0.2)
+    old.stop()
+    ev.down_apps = {"new": new.result(), "old": old.result()}
+    if ev.downgrade is not None and ev.downgrade.ok:
+        ev.after_downgrade = schema.snapshot(conn)
+        lost, changed = compare(conn, "title", {**ev.written, **new.written, **old.written})
+        ev.restored = None if lost is None else lost + changed
+        conn.commit()
+        ev.upgrade_again = r.migrate(conn, "upgrade", r.exercise.head)
+
+
+def compare(conn, column: str, written: dict[int, str]) -> tuple[int | None, int | None]:
+    """(rows whose last written value is not in `column`, untouched rows whose title changed)."""
+    columns = set(conn.execute(sa.text("SELECT attname FROM pg_attribute WHERE attrelid = 'finding'::regclass "
+                                       "AND attnum > 0 AND NOT attisdropped")).scalars())
+    if column not in columns:
+        conn.rollback()
+        return None, None
+    conn.execute(sa.text("CREATE TEMP TABLE IF NOT EXISTS written (id bigint PRIMARY KEY, v text)"))
+    conn.execute(sa.text("TRUNCATE written"))
+    if written:
+        conn.execute(sa.text("INSERT INTO written SELECT * FROM unnest(CAST(:i AS bigint[]), CAST(:v AS text[]))"),
+                     {"i": list(written), "v": list(written.values())})
+    lost = conn.execute(sa.text(f"SELECT count(*) FROM written w LEFT JOIN finding f USING (id) "
+                                f"WHERE f.{column} IS DISTINCT FROM w.v")).scalar_one()
+    changed = conn.execute(sa.text(f"""
+        SELECT count(*) FROM wb_probe.titles b LEFT JOIN finding f USING (id)
+        WHERE NOT EXISTS (SELECT FROM written w WHERE w.id = b.id)
+          AND hashtextextended(f.{column}, 0) IS DISTINCT FROM b.h""")).scalar_one()
+    conn.commit()
+    return lost, changed
+
+
+def _migration_window(ev: Evidence) -> tuple[float, float]:
+    marks = dict(ev.timeline)
+    return marks["expand"], marks.get("contract done", marks["new code stopped"])
+
+
+@criterion("apps_kept_running", "Neither version of the application saw an error while it ran, "
+           "through expand and contract.")
+def apps_kept_running(ev: Evidence) -> str:
+    """Assert that every statement of the old and the new code succeeded during the deploy.
+
+    A rename in one step (alter_column new_column_name) is instant, and every running instance
+    of the old code fails on its next statement that names title.
+    """
+    ev.require("expand")
+    for a in ev.apps.values():
+        if a["errors"]:
+            first = a["first_error"] or "?"
+            if a["name"] == "old":
+                cause = (" The old code names title: a rename in one step (or dropping title before the old "
+                         "code has stopped) breaks it at once. Expected expand to add summary and keep title "
+                         "until contract.")
+            elif "title" in first:
+                cause = (" The new code writes only summary: until title is dropped, something must fill it "
+                         "(expand's trigger), or title must accept NULL once nothing does (in contract, "
+                         "before the trigger goes).")
+            else:
+                cause = " The new code names summary: it must exist, and accept writes, as soon as expand is done."
+            raise Incorrect(f"The {a['name']} code had {a['errors']} failed statement(s) of {len(a['ops'])}; the first: "
+                            f"\"{first}\".{cause}")
+    ops = {name: len(a["ops"]) for name, a in ev.apps.items()}
+    return f"The old code ran {ops['old']} statements and the new code {ops['new']}, without one error."
+
+
+@criterion("no_lost_write", "Every value either version wrote during the deploy reads back from summary.")
+def no_lost_write(ev: Evidence) -> str:
+    """Assert that writes by the old code after the backfill passed their row reach summary too."""
+    ev.require("expand", "contract")
+    if ev.lost is None:
+        raise Incorrect("After contract there is no column finding.summary. Expected title renamed to summary "
+                        "by expand (add summary) and contract (drop title).")
+    if ev.lost:
+        raise Incorrect(
+            f"{ev.lost} of the {len(ev.written)} rows the applications wrote during the deploy read back "
+            "from summary with another value (or none): writes by the old code to title were not copied to "
+            "summary. Expected a BEFORE INSERT OR UPDATE trigger in expand that keeps the two columns in step "
+            "until contract drops it.")
+    return f"All {len(ev.written)} rows written during the deploy (by both versions) read back from summary."
+
+
+@criterion("values_survive", "Every other finding's title is in summary after contract, row by row.")
+def values_survive(ev: Evidence) -> str:
+    """Assert that the backfill covered every existing row (fingerprints taken before expand)."""
+    ev.require("expand", "contract")
+    if ev.changed is None:
+        raise Incorrect("After contract there is no column finding.summary.")
+    if ev.changed:
+        raise Incorrect(f"{ev.changed:,} of {ev.rows:,} findings do not have their title in summary after "
+                        "contract. Expected the backfill to cover every id, batch after batch up to max(id).")
+    return f"All {ev.rows:,} titles are in summary, row by row."
+
+
+@criterion("short_waits", f"No application statement waited {WORST:.0f} s or more during expand and contract.")
+def short_waits(ev: Evidence) -> str:
+    """Assert that the migration never held the application up for long (the worst wait, measured by the apps).
+
+    A backfill in one transaction holds a row lock on every row it updated until it commits: the
+    application's UPDATE of any of them waits for the whole backfill.
+    """
+    ev.require("expand")
+    start, end = _migration_window(ev)
+    worst = {name: app.worst(a, start, end) for name, a in ev.apps.items()}
+    name = max(worst, key=worst.get)
+    if worst[name] >= WORST:
+        raise Incorrect(f"A statement of the {name} code waited {worst[name]:.1f} s during the migration. "
+                        f"Expected every wait under {WORST:.0f} s: backfill in batches that each commit "
+                        "(inside op.get_context().autocommit_block()), so no row stays locked for long.")
+    return (f"The longest wait the applications saw during the migration: {max(worst.values()) * 1000:.0f} ms "
+            f"(old code {worst['old'] * 1000:.0f} ms, new code {worst['new'] * 1000:.0f} ms).")
+
+
+@criterion("contracted", "After contract: finding.summary is NOT NULL, title is gone, no trigger or "
+           "function is left.")
+def contracted(ev: Evidence) -> str:
+    """Assert that contract left only the new column, constrained, and nothing that syncs."""
+    ev.require("expand", "contract")
+    summary = ev.after.get("column public.finding.summary")
+    if "column public.finding.title" in ev.after:
+        raise Incorrect("After contract finding.title still exists. Expected contract to drop it "
+                        "(op.drop_column('finding', 'title')) once the old code is gone.")
+    if not summary or "NOT NULL" not in summary:
+        raise Incorrect(f"After contract finding.summary is {summary or 'missing'}; expected NOT NULL.")
+    if ev.triggers or ev.functions > ev.functions_before:
+        raise Incorrect(f"After contract finding has {ev.triggers} trigger(s) and public has "
+                        f"{ev.functions - ev.functions_before} new function(s). Expected contract to drop the "
+                        "trigger and its function: nothing writes title any more.")
+    return "finding.summary is NOT NULL, title is gone, and no trigger or function is left."
+
+
+@criterion("not_null_without_scan", "SET NOT NULL on finding.summary did not scan the table (PostgreSQL says so).")
+def not_null_without_scan(ev: Evidence) -> str:
+    """Assert that contract made summary NOT NULL from a valid check, not by reading every row under ACCESS EXCLUSIVE."""
+    ev.require("expand", "contract")
+    if _proved(ev):
+        return f"PostgreSQL said: existing constraints on column \"finding.summary\" {PROVED}."
+    raise Incorrect("SET NOT NULL on finding.summary read every finding under ACCESS EXCLUSIVE, while the "
+                    "application waited. Expected PostgreSQL to say the existing constraints "
+                    f"{PROVED}: add CHECK (summary IS NOT NULL) NOT VALID, VALIDATE it, then SET NOT NULL, "
+                    "then drop the check.")
+
+
+@criterion("models_match", "After contract `alembic check` finds no drift between the models (summary) and the database.")
+def models_match(ev: Evidence) -> str:
+    """Assert that the two revisions together bring the database to the new code's models."""
+    ev.require("expand", "contract")
+    if ev.drift:
+        raise Incorrect("After contract `alembic check` would report: " + "; ".join(ev.drift[:3])
+                        + ". Expected none: finding.summary text NOT NULL, title gone, nothing else changed.")
+    return "alembic check finds no difference between the models and the database."
+
+
+@criterion("downgrades_restore", "Both downgrades, under the running code, restore the schema and every title.")
+def downgrades_restore(ev: Evidence) -> str:
+    """Assert that the rollback path works while the applications run, as it would in a bad deploy."""
+    ev.require("expand", "contract")
+    if ev.get("downgrade_contract") is None:
+        raise Incorrect("Not checked: the downgrades run under the applications once the deploy above "
+                        "passes every criterion.")
+    for step, who in (("downgrade_contract", "new"), ("downgrade_expand", "old")):
+        ev.require(step)
+        a = ev.down_apps[who]
+        if a["errors"]:
+            raise Incorrect(f"During the {step.replace('_', ' of ')} the {who} code had {a['errors']} failed "
+                            f"statement(s); the first: \"{a['first_error']}\". Expected the downgrade to keep "
+                            f"the column the {who} code uses.")
+    changes = schema.diff(ev.before, ev.after_downgrade)
+    if changes:
+        raise Incorrect("After both downgrades the schema differs from before expand: " + "; ".join(changes[:3])
+                        + ". Expected exactly the start: title NOT NULL, no summary, no trigger or function.")
+    if ev.restored is None or ev.restored:
+        raise Incorrect(f"After both downgrades {ev.restored or 'all'} findings do not have their last value "
+                        "in title. Expected contract's downgrade to fill title from summary, batch after batch.")
+    return "Both downgrades ran under the running code; the schema is the start's and every value is in title."
+
+
+@criterion("upgrade_again", "Expand and contract work again after the downgrades.")
+def upgrade_again(ev: Evidence) -> str:
+    """Assert that the revisions can be re-applied after a rollback, as a redeploy would."""
+    ev.require("expand", "contract")
+    if ev.get("downgrade_contract") is None:
+        raise Incorrect("Not checked: the upgrades run again once the deploy and the downgrades pass.")
+    ev.require("downgrade_contract", "downgrade_expand", "upgrade_again")
+    return "Expand and contract ran again after the downgrades."
+
+
+CRITERIA = [apps_kept_running, no_lost_write, values_survive, short_waits, contracted, not_null_without_scan,
+            models_match, downgrades_restore, upgrade_again, common.lock_timeout]
