@@ -46,10 +46,12 @@ def gather(r: Replay) -> Evidence:
     expand, contract = r.exercise.parts()
     ev.update(expand=None, contract=None, lost=None, changed=None, restored=None, drift=None,
               notices=[], apps={}, timeline=[])
-    probe = lock_probe.start(Replay(expand, r.track_dir, r.database, r.explain, ev), ["finding"])
+    # The same replay, naming each revision's own file when one fails.
+    up, down = (Replay(part, r.track_dir, r.database, r.explain, ev, r.statement_timeout) for part in (expand, contract))
+    probe = lock_probe.start(up, ["finding"])
     eng = r.engine()
     url = eng.url.set(drivername="postgresql").render_as_string(hide_password=False)
-    ids = [i for i in APP_IDS]
+    ids = list(APP_IDS)
     with eng.connect() as conn:
         phase("fingerprinting every finding's title")
         for stmt in PROBE.split(";"):
@@ -60,41 +62,51 @@ def gather(r: Replay) -> Evidence:
         conn.execute(sa.text("SET client_min_messages = debug1"))
         conn.commit()
         conn.connection.dbapi_connection.add_notice_handler(lambda d: ev.notices.append(d.message_primary))
-        clock = time.monotonic()
-        old = app.App(url, "old", "title", ids[0::2], clock=clock)
-        new = app.App(url, "new", "summary", ids[1::2], clock=clock)
-        mark = lambda what: ev.timeline.append((what, time.monotonic() - clock))  # noqa: E731
-
-        old.start()
-        time.sleep(0.3)
-        mark("expand")
-        ev.upgrade = ev.expand = r.migrate(conn, "upgrade", expand.revision)
-        mark("new code starts")
-        new.start()
-        time.sleep(0.3)
-        old.stop()
-        mark("old code stopped")
-        if ev.expand.ok:
-            ev.notices.clear()
-            ev.contract = r.migrate(conn, "upgrade", contract.revision)
-            mark("contract done")
-        time.sleep(0.2)
-        new.stop()
-        mark("new code stopped")
-        ev.apps = {a.name: a.result() for a in (old, new)}
+        deploy(up, down, conn, url, ids)
         ev.after = schema.snapshot(conn)
         ev.triggers = conn.execute(sa.text(TRIGGERS)).scalar_one()
         ev.functions = conn.execute(sa.text(FUNCTIONS)).scalar_one()
-        ev.written = {**old.written, **new.written}
         ev.lost, ev.changed = compare(conn, "summary", ev.written)
         conn.commit()
         if ev.contract is not None and ev.contract.ok:
             ev.drift = drift(conn, r, models.renamed(models.track_metadata(r.track_dir), contract.revision))
             if deployed_cleanly(ev):  # else the rollback's verdict would only repeat the deploy's
-                downgrades(r, conn, url, ids, expand)
+                downgrades(up, down, conn, url, ids)
     eng.dispose()
     probe.join(lock_probe.STARTUP + lock_probe.SECONDS + 30)
     return ev
+
+
+def deploy(up: Replay, down: Replay, conn, url: str, ids: list[int]) -> None:
+    """The rolling deploy: old code runs; expand; new code joins; old code stops; contract; new code stops.
+
+    Fills ev.expand, ev.contract, ev.apps (what each version saw), ev.written (id -> last value
+    written) and ev.timeline ((event, seconds) on the applications' clock). The notebook plots it.
+    """
+    ev = up.evidence
+    clock = time.monotonic()
+    old = app.App(url, "old", "title", ids[0::2], clock=clock)
+    new = app.App(url, "new", "summary", ids[1::2], clock=clock)
+    mark = lambda what: ev.timeline.append((what, time.monotonic() - clock))  # noqa: E731
+    old.start()
+    time.sleep(0.3)
+    mark("expand")
+    ev.upgrade = ev.expand = up.migrate(conn, "upgrade", up.exercise.revision)
+    mark("expand done")
+    new.start()
+    time.sleep(0.3)
+    old.stop()
+    mark("old code stopped")
+    if ev.expand.ok:
+        ev.notices.clear()
+        mark("contract")
+        ev.contract = down.migrate(conn, "upgrade", down.exercise.revision)
+        mark("contract done")
+    time.sleep(0.2)
+    new.stop()
+    mark("new code stopped")
+    ev.apps = {a.name: a.result() for a in (old, new)}
+    ev.written = {**old.written, **new.written}
 
 
 def deployed_cleanly(ev: Evidence) -> bool:
@@ -107,15 +119,15 @@ def _proved(ev: Evidence) -> bool:
     return any(PROVED in n and "summary" in n for n in ev.notices)
 
 
-def downgrades(r: Replay, conn, url: str, ids: list[int], expand) -> None:
+def downgrades(up: Replay, down: Replay, conn, url: str, ids: list[int]) -> None:
     """Contract's downgrade under the new code, expand's under the old, then both upgrades again."""
-    ev = r.evidence
+    ev = up.evidence
     new = app.App(url, "new", "summary", ids[1::2], tag="again").start()
-    ev.downgrade_contract = r.migrate(conn, "downgrade", expand.revision)
+    ev.downgrade_contract = down.migrate(conn, "downgrade", up.exercise.revision)
     old = app.App(url, "old", "title", ids[0::2], tag="again").start()
     time.sleep(0.2)
     new.stop()
-    ev.downgrade = ev.downgrade_expand = (r.migrate(conn, "downgrade", expand.down_revision)
+    ev.downgrade = ev.downgrade_expand = (up.migrate(conn, "downgrade", up.exercise.down_revision)
                                           if ev.downgrade_contract.ok else None)
     time.sleep(0.2)
     old.stop()
@@ -125,7 +137,7 @@ def downgrades(r: Replay, conn, url: str, ids: list[int], expand) -> None:
         lost, changed = compare(conn, "title", {**ev.written, **new.written, **old.written})
         ev.restored = None if lost is None else lost + changed
         conn.commit()
-        ev.upgrade_again = r.migrate(conn, "upgrade", r.exercise.head)
+        ev.upgrade_again = down.migrate(conn, "upgrade", down.exercise.revision)
 
 
 def compare(conn, column: str, written: dict[int, str]) -> tuple[int | None, int | None]:
