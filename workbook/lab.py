@@ -277,3 +277,78 @@ def _diff(d) -> str:
         elif isinstance(item, str) and kind.startswith("modify"):
             names.append(item)
     return f"{kind} {' '.join(names)}".strip()
+
+
+def rename_under_load(database: str, sql: str) -> dict:
+    """The old code (title) runs on `database` while `sql` runs in one step: what the code saw.
+
+    Returns {"apps": {"old": result}, "timeline": [(event, seconds)]}, as deploy() does.
+    """
+    from workbook import app
+
+    url = db.engine(database).url.set(drivername="postgresql").render_as_string(hide_password=False)
+    clock = time.monotonic()
+    old = app.App(url, "old", "title", list(range(1, 1_000_001, 997)), clock=clock).start()
+    time.sleep(0.5)
+    timeline = [("rename", time.monotonic() - clock)]
+    query(sql, database)
+    timeline.append(("rename done", time.monotonic() - clock))
+    time.sleep(0.5)
+    old.stop()
+    return {"apps": {"old": old.result()}, "timeline": timeline}
+
+
+def deploy(name: str = "07", track_dir: Path | None = None) -> dict:
+    """Exercise 7's rolling deploy of your two revisions on a scratch copy, as its check runs it.
+
+    Old code runs; expand; new code joins; old code stops; contract; new code stops. Returns
+    {"apps": ..., "timeline": ..., "expand": ok, "contract": ok} for plot_deploy().
+    """
+    from workbook import templates
+    from workbook.checks import ex07_expand_contract as ex07
+    from workbook.checks.base import Evidence, Replay
+    from workbook.config import settings
+
+    ex = manifest.get(name)
+    track_dir = Path(track_dir or settings().track_dir)
+    with templates.scratch(ex.start) as database:
+        ev = Evidence(notices=[], timeline=[], contract=None)
+        up, down = (Replay(part, track_dir, database, evidence=ev) for part in ex.parts())
+        eng = db.engine(database)
+        try:
+            with eng.connect() as conn:
+                url = eng.url.set(drivername="postgresql").render_as_string(hide_password=False)
+                ex07.deploy(up, down, conn, url, list(ex07.APP_IDS))
+        finally:
+            eng.dispose()
+    failed = [s.error for s in (ev.expand, ev.contract) if s is not None and not s.ok]
+    for error in failed:
+        print(error)
+    return {"apps": ev.apps, "timeline": ev.timeline, "failed": failed}
+
+
+def plot_deploy(run: dict, title: str):
+    """Each application statement's time over the run (red: failed), the migration's steps shaded."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 3.2))
+    colours = {"old": "tab:blue", "new": "tab:green"}
+    for name, result in run["apps"].items():
+        ok = [(at, s * 1000) for at, s, good, _ in result["ops"] if good]
+        bad = [(at, s * 1000) for at, s, good, _ in result["ops"] if not good]
+        if ok:
+            ax.scatter(*zip(*ok), s=4, color=colours[name], label=f"{name} code ({len(ok)} ok)")
+        if bad:
+            ax.scatter(*zip(*bad), s=18, marker="x", color="tab:red", label=f"{name} code: {len(bad)} errors")
+    marks = dict(run["timeline"])
+    for step in ("rename", "expand", "contract"):
+        if step in marks and f"{step} done" in marks:
+            ax.axvspan(marks[step], marks[f"{step} done"], color="0.85", zorder=0)
+            ax.annotate(f" {step}", (marks[step], 1), xycoords=("data", "axes fraction"), va="top", fontsize=8)
+    ax.set_yscale("log")
+    ax.set_xlabel("seconds")
+    ax.set_ylabel("statement time (ms)")
+    ax.set_title(title)
+    ax.legend(loc="upper right", fontsize=8, markerscale=2)
+    fig.tight_layout()
+    return fig
