@@ -84,5 +84,5 @@ def test_alembic_in_notebooks_folder_works_before_setup():
     proc = subprocess.run([alembic, "heads"], cwd=ROOT / "notebooks", env=env,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    last = [ex.revision for ex in manifest.exercises() if ex.revision][-1]
+    last = [ex.head for ex in manifest.exercises() if ex.revision][-1]
     assert f"{last} (head)" in proc.stdout

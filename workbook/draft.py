@@ -31,8 +31,11 @@ def autogenerate(name: str = "06", track_dir: Path | None = None, metadata: sa.M
     track_dir = Path(track_dir or settings().track_dir)
     with tempfile.TemporaryDirectory() as tmp, templates.scratch(ex.start) as database:
         track = Path(tmp) / "track"
+        # This exercise's file and every later one's: autogenerate writes after the exercise's start.
+        later = manifest.exercises()[manifest.exercises().index(ex):]
+        skip = [Path(part.file).name for e in later if e.revision for part in e.parts()]
         shutil.copytree(track_dir / "versions", track / "versions",
-                        ignore=shutil.ignore_patterns("__pycache__", Path(ex.file).name))
+                        ignore=shutil.ignore_patterns("__pycache__", *skip))
         if (track_dir / "models.py").exists():
             shutil.copy(track_dir / "models.py", track)
         cfg = migrate.alembic_config(track)

@@ -81,11 +81,23 @@ ADDED_BY = {
 }
 
 
-def renamed(meta: sa.MetaData, revision: str) -> sa.MetaData:
-    """`meta`, with the columns that exercises up to `revision` rename under their new names."""
+def renamed(meta: sa.MetaData, revision: str | None, track_dir: Path | None = None) -> sa.MetaData:
+    """`meta`, with the columns that exercises up to `revision` rename under their new names.
+
+    With `track_dir`, only the renames its revision files really make: an untouched stub renames
+    nothing, so a database that ran it still has the old name.
+    """
     from workbook import manifest
 
-    applied = {ex.revision for ex in manifest.revision_chain(revision)}
+    chain = manifest.revision_chain(revision) if revision else []
+    if not chain or chain[-1].revision != revision:  # not a revision the workbook knows
+        return meta
+    applied = {part.revision for part in chain}
+    if track_dir is not None:
+        from workbook.checks.base import is_stub
+
+        applied = {part.revision for part in chain
+                   if (Path(track_dir) / part.file).exists() and not is_stub(Path(track_dir) / part.file)}
     renames = {(t, old): new for rev, (t, old, new) in RENAMED_BY.items() if rev in applied}
     if not renames:
         return meta
