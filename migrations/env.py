@@ -41,7 +41,10 @@ def models_at(connection: Connection):
         return target_metadata
     from alembic.migration import MigrationContext
 
+    began = not connection.in_transaction()
     current = MigrationContext.configure(connection).get_current_revision()
+    if began and connection.in_transaction():
+        connection.rollback()  # leave no transaction open: autocommit_block() asserts on one
     return models.renamed(target_metadata, current, track_dir)
 
 

@@ -89,8 +89,8 @@ def renamed(meta: sa.MetaData, revision: str | None, track_dir: Path | None = No
     """
     from workbook import manifest
 
-    chain = manifest.revision_chain(revision) if revision else []
-    if not chain or chain[-1].revision != revision:  # not a revision the workbook knows
+    chain = manifest.revision_chain(revision) if revision and meta is not None else []
+    if not chain or chain[-1].revision != revision:  # none to rename, or not a revision the workbook knows
         return meta
     applied = {part.revision for part in chain}
     if track_dir is not None:
