@@ -24,7 +24,7 @@ from workbook import manifest
 from workbook.manifest import ROOT
 
 TARGETS = {"embedded start": 1, "reset": 0.3, "check 01": 2, "check 02": 2, "check 03": 3,
-           "check 04": 10, "progress, every check run": 10, "progress, nothing changed": 1,
+           "check 04": 10, "check 05": 3, "check 06": 3, "check 07": 10, "progress, every check run": 10, "progress, nothing changed": 1,
            "test suite": 120}
 WORKBOOK = [sys.executable, "-m", "workbook"]
 
