@@ -323,8 +323,9 @@ def check(name: str, track_dir: Path | str | None = None, deadline: float | None
         return report(NOT_ATTEMPTED, [_result(c, NOT_ATTEMPTED, hint) for c in module.CRITERIA])
 
     limit = deadline or ex.deadline
-    with templates.scratch(ex.start) as database:
-        outcome = runner.gather(ex, track_dir, database, limit)
+    # A second copy, made beside the first, for the lock probe (checks.lock_probe).
+    with templates.scratches(ex.start, 2 if getattr(module, "LOCK_PROBE", None) else 1) as databases:
+        outcome = runner.gather(ex, track_dir, databases, limit)
 
     if outcome.evidence is None:
         status, first = _no_evidence(outcome, limit)

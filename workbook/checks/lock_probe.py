@@ -3,92 +3,115 @@
 On a second scratch copy, one session holds ACCESS EXCLUSIVE on the exercise's tables while the
 upgrade runs in a child process; pg_locks shows the DDL waiting, and it must fail with
 lock_not_available (SQLSTATE 55P03) within SECONDS of starting to wait, or it is cancelled.
+A check module asks for it by naming the tables: LOCK_PROBE = ["lead"]. The check's runner
+starts it before gather() and joins it after; base.check makes its copy beside the replay's.
 
 A child process, not a thread: Alembic's `op` and `context` are process-wide, so two migrations
 cannot run at once in one process, and this one mostly sleeps on a lock beside the main replay.
+The child is forked when the probe starts, while the check's process has one thread and no
+connection: it begins with Alembic imported, where a new interpreter would spend half a second
+of CPU on imports beside the replay.
 """
 from __future__ import annotations
 
-import json
+import multiprocessing
 import os
-import subprocess
-import sys
+import signal
 import threading
 import time
 from pathlib import Path
 
 import sqlalchemy as sa
 
-from workbook import db, locks, templates
+from workbook import db, locks
 from workbook.checks.base import Replay
-from workbook.manifest import ROOT
 
 SECONDS = 6.0  # how long a DDL may wait behind the held lock before we call its wait unbounded
-STARTUP = 30.0  # the child's own start (imports, connecting) and whatever runs before the DDL
-MARK = "LOCK-PROBE "
+STARTUP = 30.0  # the child's own start (connecting) and whatever runs before the DDL
 
 
-def start(r: Replay, tables: list[str]) -> threading.Thread:
-    """Run the probe beside the main replay; it leaves its result in ev.lock_probe. Join it."""
+def start(r: Replay, tables: list[str], database: str) -> threading.Thread:
+    """Run the probe on `database` beside the replay; it leaves its result in ev.lock_probe.
+
+    Call it before any connection or thread: the child is forked here. Join the thread.
+    """
+    import alembic.command  # noqa: F401  (imported before the fork: the child starts with it)
+
     ev = r.evidence
     ev.lock_probe = None
+    app = f"wb_lock_probe_{os.getpid()}"
+    ours, theirs = multiprocessing.Pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never return into the check's code, never run its exit handlers
+        code = 1
+        try:
+            ours.close()
+            _child(theirs, str(r.track_dir), r.exercise.revision, app)
+            code = 0
+        finally:
+            os._exit(code)
+    theirs.close()
+    child = Child(pid)
 
     def probe() -> None:
         try:
-            ev.lock_probe = run(r, tables)
+            ev.lock_probe = run(database, tables, child, ours, app)
         except Exception as exc:  # the advisory says it could not run; the required criteria stand
             ev.lock_probe = {"failed": db.first_line(exc)}
+        finally:
+            child.stop()
+            ours.close()
 
     thread = threading.Thread(target=probe, daemon=True)
     thread.start()
     return thread
 
 
-def run(r: Replay, tables: list[str]) -> dict:
+class Child:
+    """The forked child, seen from the probe's thread."""
+
+    def __init__(self, pid: int):
+        self.pid, self.code = pid, None
+
+    def is_alive(self) -> bool:
+        if self.code is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.code = os.waitstatus_to_exitcode(status)
+        return self.code is None
+
+    def stop(self) -> None:
+        if self.is_alive():
+            os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+            self.code = -signal.SIGKILL
+
+
+def run(database: str, tables: list[str], child: Child, pipe, app: str) -> dict:
     out: dict = {"waited": False, "lock": None, "gave_up": False, "cancelled": False,
                  "error": None, "sqlstate": None, "seconds": None, "notices": []}
-    app = f"wb_lock_probe_{os.getpid()}_{threading.get_ident()}"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    # Start the child first: its imports (a second or two) overlap the copy below. It waits for
-    # the copy's URL on stdin; the URL may hold a password, so not on its command line.
-    child = subprocess.Popen(
-        [sys.executable, "-m", "workbook.checks.lock_probe", str(r.track_dir), r.exercise.revision, app],
-        env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    stdout = ""
+    eng = db.engine(database)
     try:
-        with templates.scratch(r.exercise.start) as database:
-            eng = db.engine(database)
+        with eng.connect() as holder, eng.connect() as watcher:
+            for table in tables:
+                holder.execute(sa.text(f'LOCK TABLE "{table}" IN ACCESS EXCLUSIVE MODE'))
+            # The URL may hold a password: through the pipe, never on a command line.
+            pipe.send(eng.url.render_as_string(hide_password=False))
             try:
-                with eng.connect() as holder, eng.connect() as watcher:
-                    for table in tables:
-                        holder.execute(sa.text(f'LOCK TABLE "{table}" IN ACCESS EXCLUSIVE MODE'))
-                    child.stdin.write(eng.url.render_as_string(hide_password=False) + "\n")
-                    child.stdin.flush()
-                    try:
-                        _watch(child, watcher, app, tables, out)
-                    finally:
-                        holder.rollback()
-                        try:
-                            stdout, _ = child.communicate(timeout=15)
-                        except subprocess.TimeoutExpired:
-                            child.kill()
-                            stdout, _ = child.communicate()
+                _watch(child, watcher, app, tables, out)
             finally:
-                eng.dispose()
+                holder.rollback()
+                if pipe.poll(15):
+                    out.update(pipe.recv())
     finally:
-        if child.poll() is None:  # the copy failed before the child got its URL
-            child.kill()
-            child.wait()
-    lines = [line for line in stdout.splitlines() if line.startswith(MARK)]
-    if lines:
-        out.update(json.loads(lines[-1][len(MARK):]))
+        eng.dispose()
     out["gave_up"] = out["sqlstate"] == "55P03" and not out["cancelled"]
     return out
 
 
-def _watch(child: subprocess.Popen, watcher, app: str, tables: list[str], out: dict) -> None:
+def _watch(child: Child, watcher, app: str, tables: list[str], out: dict) -> None:
     began, pid, waiting_since = time.monotonic(), None, None
-    while child.poll() is None and time.monotonic() - began < STARTUP + SECONDS:
+    while child.is_alive() and time.monotonic() - began < STARTUP + SECONDS:
         if pid is None:
             pid = watcher.execute(sa.text("SELECT pid FROM pg_stat_activity WHERE application_name = :a"),
                                   {"a": app}).scalar()
@@ -105,20 +128,23 @@ def _watch(child: subprocess.Popen, watcher, app: str, tables: list[str], out: d
                 break
         time.sleep(0.02)
     else:
-        if child.poll() is None and pid is not None:  # never waited, never ended: bounded all the same
+        if child.is_alive() and pid is not None:  # never waited, never ended: bounded all the same
             out["cancelled"] = True
             locks.cancel(watcher, pid)
-    child.wait(15)
 
 
-def _child(track: str, revision: str, app: str) -> None:
-    """In the child process: run the upgrade on the probe's copy and print what happened."""
+def _child(pipe, track: str, revision: str, app: str) -> None:
+    """In the child process: run the upgrade on the probe's copy and send back what happened."""
     from sqlalchemy.pool import NullPool
 
     from workbook import migrate
 
-    url = sys.stdin.readline().strip()
-    if not url:  # the parent gave up before the copy was ready
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for fd in (1, 2):  # the learner's prints belong to the main replay, not twice on the screen
+        os.dup2(devnull, fd)
+    try:
+        url = pipe.recv()
+    except EOFError:  # the parent gave up before the copy was ready
         return
     out: dict = {"error": None, "sqlstate": None, "notices": []}
     eng = sa.create_engine(url, poolclass=NullPool)
@@ -134,8 +160,4 @@ def _child(track: str, revision: str, app: str) -> None:
         out["error"], out["sqlstate"] = db.first_line(exc), locks.sqlstate(exc)
     finally:
         eng.dispose()
-    print(MARK + json.dumps(out), flush=True)
-
-
-if __name__ == "__main__":
-    _child(*sys.argv[1:4])
+    pipe.send(out)

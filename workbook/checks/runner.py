@@ -32,13 +32,16 @@ class Outcome:
     error: str | None = None             # anything else: the check could not run
 
 
-def gather(ex, track_dir: Path, database: str, deadline: float) -> Outcome:
-    """The evidence of ex's gather(), run in a child; its phases are passed on to base.phase()."""
+def gather(ex, track_dir: Path, databases: list[str], deadline: float) -> Outcome:
+    """The evidence of ex's gather(), run in a child; its phases are passed on to base.phase().
+
+    gather() replays on databases[0]; a second copy, if given, is the lock probe's.
+    """
     from workbook.checks import base
 
     ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
     receive, send = ctx.Pipe(duplex=False)
-    child = ctx.Process(target=_child, args=(send, ex.id, str(track_dir), database, deadline),
+    child = ctx.Process(target=_child, args=(send, ex.id, str(track_dir), databases, deadline),
                         daemon=True)
     start = time.monotonic()
     child.start()
@@ -80,13 +83,13 @@ def _stop(child) -> None:
     child.join(5)
 
 
-def _child(send, exercise_id: str, track_dir: str, database: str, deadline: float) -> None:
+def _child(send, exercise_id: str, track_dir: str, databases: list[str], deadline: float) -> None:
     if hasattr(os, "setpgid"):
         os.setpgid(0, 0)  # one group: the deadline stops the subprocesses a check starts too
     import sqlalchemy as sa
 
     from workbook import db, manifest
-    from workbook.checks import base
+    from workbook.checks import base, lock_probe
 
     ex = manifest.get(exercise_id)
     module = importlib.import_module(ex.check)
@@ -98,11 +101,15 @@ def _child(send, exercise_id: str, track_dir: str, database: str, deadline: floa
         with lock:
             send.send(("phase", (text, learner)))
 
-    replay = base.Replay(ex, Path(track_dir), database, getattr(module, "explain", None),
+    replay = base.Replay(ex, Path(track_dir), databases[0], getattr(module, "explain", None),
                          statement_timeout=deadline + 5)  # a backstop should the kill not reach the server
     try:
+        # First, while this process has one thread: the probe forks its child.
+        probe = lock_probe.start(replay, module.LOCK_PROBE, databases[1]) if databases[1:] else None
         with base.listening(forward):
             evidence = module.gather(replay)
+        if probe:
+            probe.join(lock_probe.STARTUP + lock_probe.SECONDS + 30)
         with lock:
             send.send(("evidence", evidence))
     except sa.exc.DBAPIError as exc:
