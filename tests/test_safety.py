@@ -202,6 +202,21 @@ def test_a_template_left_connectable_is_closed_again(server):
                           {"n": template}).scalar_one() is False
 
 
+def test_a_failed_template_build_leaves_no_half_built_copy(server):
+    name = f"{TAG}_broken"
+    saved = {k: os.environ.get(k) for k in learner_env(name)}
+    os.environ.update(learner_env(name))
+    try:
+        db.forget()
+        with pytest.raises(Exception):  # the solutions track has no such revision: Alembic refuses
+            templates.ensure_template("no_such_revision")
+    finally:
+        for key, value in saved.items():
+            os.environ.pop(key) if value is None else os.environ.__setitem__(key, value)
+        db.forget()
+    assert not [n for n in marks.databases(server) if n.endswith("_building")]
+
+
 def test_db_remove_drops_only_what_the_workbook_made_for_this_learner(server):
     name, other = f"{TAG}_leaving", f"{TAG}_staying"
     reset_as(name)

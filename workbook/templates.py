@@ -153,6 +153,10 @@ def _build(conn: Connection, revision: str, name: str) -> None:
         conn.execute(sa.text(f"ALTER DATABASE {q(building)} WITH ALLOW_CONNECTIONS false IS_TEMPLATE true"))
         conn.execute(sa.text(f"ALTER DATABASE {q(building)} RENAME TO {q(name)}"))
         _drop_stale(conn, revision, name)
+    except Exception:
+        with contextlib.suppress(sa.exc.DBAPIError):  # a failed build leaves no half-built copy
+            _drop_if_ours(conn, building, "template")
+        raise
     finally:
         conn.execute(sa.text("RESET ROLE"))
 
