@@ -3,7 +3,9 @@
 An exercise's check module provides
 - CRITERIA: small judge functions made with @criterion, each with an "Assert that ..." docstring;
 - gather(replay): runs the learner's revision on a throw-away copy of the exercise's start
-  database and returns the Evidence the judges read.
+  database and returns the Evidence the judges read;
+- LOCK_PROBE, optional: the tables checks.lock_probe holds on a second copy while the upgrade
+  runs there, for the lock_timeout advisory (common.lock_timeout).
 Judging never touches the database and never prints; displaying a Report is workbook.report's job.
 """
 from __future__ import annotations

@@ -11,9 +11,9 @@ says whether SET NOT NULL scanned.
 
 Speed: the floor is the learner's own migrations. The reference solution rewrites every row of
 finding three times (expand's backfill, contract's downgrade, expand again), each a 1M-row UPDATE
-through the trigger: about 18-20 s each on the 2-core development machine, so the whole check
-takes 55-70 s, far from the 10 s its issue aimed at. A wrong answer stops after the deploy
-(about 20 s): the downgrades run only when the deploy passed. The data stays full size, because
+through the trigger: about 9 s each on an idle 2-core machine, so the whole check takes about
+33 s (55-70 s on a shared one), far from the 10 s its issue aimed at. A wrong answer stops after
+the deploy: the downgrades run only when the deploy passed. The data stays full size, because
 a backfill that covers only its first batches must lose rows, and a one-transaction backfill must
 last long enough for the application to be seen waiting on it.
 """
