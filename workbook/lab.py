@@ -346,9 +346,12 @@ def plot_deploy(run: dict, title: str):
             ax.axvspan(marks[step], marks[f"{step} done"], color="0.85", zorder=0)
             ax.annotate(f" {step}", (marks[step], 1), xycoords=("data", "axes fraction"), va="top", fontsize=8)
     ax.set_yscale("log")
+    slowest = max((s * 1000 for r in run["apps"].values() for _, s, _, _ in r["ops"]), default=1)
+    ax.set_ylim(top=slowest * 5)  # headroom: the step labels sit at the top, above the slowest statement
     ax.set_xlabel("seconds")
     ax.set_ylabel("statement time (ms)")
     ax.set_title(title)
-    ax.legend(loc="upper right", fontsize=8, markerscale=2)
+    # Beside the plot, not on it: the slowest statements and the step labels sit at the top.
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, markerscale=2)
     fig.tight_layout()
     return fig
