@@ -22,12 +22,15 @@ def test_start_brings_the_database_up_then_runs_its_arguments(tmp_path):
            "PYTHONPATH": str(ROOT),
            "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")}
     env.pop("DATABASE_URL", None)
-    probe = ("from workbook import db; b = db.backend(); print('running' if b.status()['running'] else 'down')")
+    probe = ("import os; from workbook import db; b = db.backend(); print(os.environ['JUPYTER_CONFIG_PATH']); "
+             "print('running' if b.status()['running'] else 'down')")
     try:
         proc = subprocess.run([str(ROOT / "binder" / "start"), sys.executable, "-c", probe], cwd=ROOT, env=env,
                               capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout.strip().splitlines()[-1] == "running", proc.stdout + proc.stderr
+        # Jupyter finds workbook/jupyter/labconfig (no news prompt over the notebooks).
+        assert str(ROOT / "workbook" / "jupyter") in proc.stdout.split(os.pathsep)[0], proc.stdout
     finally:
         subprocess.run([sys.executable, "-m", "workbook", "db", "down"], cwd=ROOT, env=env,
                        capture_output=True, timeout=60)

@@ -119,6 +119,11 @@ def test_a_learner_runs_the_setup_notebook_and_opens_exercise_01(lab_server, tmp
             outputs = " ".join(notebook.locator(".jp-OutputArea-output").all_inner_texts())
             assert re.search(r"Exercise 01_add_index \(.*\): (passed|not attempted)", outputs), outputs[-3000:]
             assert "✓" in outputs or "·" in outputs  # the checklist's marks
+            # workbook/jupyter/labconfig turns off the news prompt that would cover the outputs.
+            disabled = page.evaluate(
+                "JSON.parse(document.getElementById('jupyter-config-data').textContent).disabledExtensions")
+            assert "@jupyterlab/apputils-extension:announcements" in disabled, disabled
+            assert page.get_by_text("official Jupyter news").count() == 0
 
             # The learner's file, from the file browser: notebooks/ is not the root, the repository is.
             if not page.locator("#filebrowser").is_visible():

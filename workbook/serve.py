@@ -26,9 +26,14 @@ def argv(*extra: str) -> list[str]:
 
 
 def environment() -> dict[str, str]:
-    """The environment for the server: this venv's alembic, squawk and workbook come first on PATH."""
+    """The environment for the server: this venv's alembic, squawk and workbook come first on PATH.
+
+    workbook/jupyter/ is added to Jupyter's config path: its page_config.json turns off the
+    "Jupyter news?" prompt, which covers the end of the check cells' output and asks to go online.
+    """
     bin_dir = os.path.dirname(sys.executable)
-    return {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
+    config = os.pathsep.join(filter(None, [str(ROOT / "workbook" / "jupyter"), os.environ.get("JUPYTER_CONFIG_PATH")]))
+    return {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""), "JUPYTER_CONFIG_PATH": config}
 
 
 def main() -> None:
