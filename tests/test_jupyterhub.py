@@ -119,6 +119,7 @@ async def run_in_kernel(ws_url: str, token: str, code: str, timeout: float = 240
 CODE = """
 import os, subprocess, sys
 print("URL=" + os.environ.get("DATABASE_URL", ""))
+print("LAB=" + os.environ.get("JUPYTER_CONFIG_PATH", ""))
 p = subprocess.run([sys.executable, "-m", "workbook", "check", "01"], capture_output=True, text=True)
 print("RC=%d" % p.returncode)
 print(p.stdout[-400:], p.stderr[-800:])
@@ -178,6 +179,7 @@ c.SimpleLocalProcessSpawner.home_dir_template = {str(tmp_path / 'home' / '{usern
         for user in USERS:
             assert f"URL={rows[user]['DATABASE_URL']}" in outputs[user], outputs[user]
             assert "RC=0" in outputs[user], outputs[user]
+            assert f"LAB={ROOT / 'workbook' / 'jupyter'}" in outputs[user], outputs[user]  # no news prompt
         eng = sa.create_engine(f"{SERVER}/{CLASS}")
         with eng.connect() as c:
             landed = c.execute(sa.text("SELECT learner, exercise, status FROM results ORDER BY learner")).all()

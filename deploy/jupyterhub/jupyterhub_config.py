@@ -22,6 +22,10 @@ from tornado import web
 c = get_config()  # noqa: F821  (provided by JupyterHub when it loads this file)
 
 CSV = os.environ.get("WORKBOOK_CLASS_CSV", os.path.join(os.path.dirname(__file__), "learners.csv"))
+# The workbook's JupyterLab settings (no "Jupyter news?" prompt over the notebooks; see
+# workbook/serve.py), in the checkout this file belongs to.
+LAB_SETTINGS = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                                             "workbook", "jupyter"))
 
 
 def learners() -> dict[str, dict]:
@@ -35,7 +39,8 @@ def give_database(spawner) -> None:
     if row is None:
         raise web.HTTPError(403, f"{spawner.user.name} has no workbook database in this class; "
                                  "ask the instructor to add you (workbook classroom create --names).")
-    spawner.environment.update({"WORKBOOK_DB": "url", "DATABASE_URL": row["DATABASE_URL"]})
+    spawner.environment.update({"WORKBOOK_DB": "url", "DATABASE_URL": row["DATABASE_URL"],
+                                "JUPYTER_CONFIG_PATH": LAB_SETTINGS})
 
 
 c.Spawner.pre_spawn_hook = give_database
