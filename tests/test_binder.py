@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+from workbook import serve
 from workbook.manifest import ROOT
 
 
@@ -30,7 +31,7 @@ def test_start_brings_the_database_up_then_runs_its_arguments(tmp_path):
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout.strip().splitlines()[-1] == "running", proc.stdout + proc.stderr
         # Jupyter finds workbook/jupyter/labconfig (no news prompt over the notebooks).
-        assert str(ROOT / "workbook" / "jupyter") in proc.stdout.split(os.pathsep)[0], proc.stdout
+        assert str(serve.LAB_SETTINGS) in proc.stdout.split(os.pathsep)[0], proc.stdout
     finally:
         subprocess.run([sys.executable, "-m", "workbook", "db", "down"], cwd=ROOT, env=env,
                        capture_output=True, timeout=60)

@@ -24,6 +24,7 @@ import sqlalchemy as sa
 
 from conftest import run_cli
 from test_classroom import SERVER, _server_answers, drop_leftovers
+from workbook import serve
 from workbook.manifest import ROOT
 
 TAG = f"wbh{os.getpid()}"
@@ -179,7 +180,7 @@ c.SimpleLocalProcessSpawner.home_dir_template = {str(tmp_path / 'home' / '{usern
         for user in USERS:
             assert f"URL={rows[user]['DATABASE_URL']}" in outputs[user], outputs[user]
             assert "RC=0" in outputs[user], outputs[user]
-            assert f"LAB={ROOT / 'workbook' / 'jupyter'}" in outputs[user], outputs[user]  # no news prompt
+            assert f"LAB={serve.LAB_SETTINGS}" in outputs[user], outputs[user]  # no news prompt
         eng = sa.create_engine(f"{SERVER}/{CLASS}")
         with eng.connect() as c:
             landed = c.execute(sa.text("SELECT learner, exercise, status FROM results ORDER BY learner")).all()

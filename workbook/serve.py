@@ -11,6 +11,8 @@ import sys
 from workbook.manifest import ROOT
 
 FIRST_NOTEBOOK = "notebooks/00_setup.ipynb"
+# JupyterLab settings of the workbook's own (labconfig/page_config.json), put on JUPYTER_CONFIG_PATH.
+LAB_SETTINGS = ROOT / "workbook" / "jupyter"
 # Jupyter's own hidden names, plus the package metadata `pip install -e .` leaves at the root:
 # a learner browsing the repository has no use for it.
 HIDDEN = ["__pycache__", "*.pyc", "*.pyo", ".DS_Store", "*~", "*.egg-info"]
@@ -32,7 +34,7 @@ def environment() -> dict[str, str]:
     "Jupyter news?" prompt, which covers the end of the check cells' output and asks to go online.
     """
     bin_dir = os.path.dirname(sys.executable)
-    config = os.pathsep.join(filter(None, [str(ROOT / "workbook" / "jupyter"), os.environ.get("JUPYTER_CONFIG_PATH")]))
+    config = os.pathsep.join(filter(None, [str(LAB_SETTINGS), os.environ.get("JUPYTER_CONFIG_PATH")]))
     return {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""), "JUPYTER_CONFIG_PATH": config}
 
 

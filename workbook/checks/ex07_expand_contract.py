@@ -51,7 +51,8 @@ def gather(r: Replay) -> Evidence:
     ev.update(expand=None, contract=None, lost=None, changed=None, restored=None, drift=None,
               notices=[], apps={}, timeline=[])
     # Expand can be judged while contract is still the stub: the learner writes them in turn.
-    ev.contract_stub = relative(contract.path(r.track_dir)) if is_stub(contract.path(r.track_dir)) else None
+    contract_file = contract.path(r.track_dir)
+    ev.contract_stub = relative(contract_file) if is_stub(contract_file) else None
     # The same replay, naming each revision's own file when one fails.
     up, down = (Replay(part, r.track_dir, r.database, r.explain, ev, r.statement_timeout) for part in (expand, contract))
     eng = r.engine()
