@@ -70,3 +70,20 @@ def test_a_helper_table_left_in_public_is_reported(tmp_path):
         """)
     assert only_failures(report) == {"models_match"}
     assert "extra table finding_info_backup" in message(report, "models_match")
+
+
+def test_an_update_that_also_touches_another_column(tmp_path):
+    # Compared with the copy taken before, column by column: a changed title is seen on its own row.
+    report = check_with(tmp_path, "op.execute(\"UPDATE finding SET severity = 'informational', "
+                        "title = upper(title) WHERE severity = 'info'\")", NAIVE_DOWN)
+    assert {"nothing_else_changed", "downgrade_exact"} <= only_failures(report)
+    assert "rows changed in other columns (e.g. id " in message(report, "nothing_else_changed")
+    assert "rows changed in other columns" in message(report, "downgrade_exact")
+
+
+def test_one_limit_batch_and_no_loop(tmp_path):
+    # The check's copy holds about 300,000 'info' rows: more than any batch a learner would pick.
+    report = check_with(tmp_path, "op.execute(\"UPDATE finding SET severity = 'informational' WHERE id IN "
+                        "(SELECT id FROM finding WHERE severity = 'info' LIMIT 100000)\")", NAIVE_DOWN)
+    assert {"no_info_left", "informational_count"} <= only_failures(report)
+    assert "still say 'info'" in message(report, "no_info_left")

@@ -65,16 +65,6 @@ def diff(before: dict[str, str], after: dict[str, str]) -> list[str]:
     return lines
 
 
-def row_hashes(conn: Connection, table: str, into: str, columns: list[str] | None = None) -> None:
-    """Store md5 of each row of `table` (optionally only `columns`) in wb_probe.<into>, keyed by id."""
-    conn.execute(sa.text("CREATE SCHEMA IF NOT EXISTS wb_probe"))
-    expr = f"row({', '.join(columns)})::text" if columns else f"{table}::text"
-    conn.execute(sa.text(f"DROP TABLE IF EXISTS wb_probe.{into}"))
-    conn.execute(sa.text(
-        f"CREATE TABLE wb_probe.{into} AS SELECT id, md5({expr}) AS h FROM {table}"))
-    conn.execute(sa.text(f"ALTER TABLE wb_probe.{into} ADD PRIMARY KEY (id)"))
-
-
 def columns_of(conn: Connection, table: str) -> list[str]:
     return list(conn.execute(sa.text(
         "SELECT attname FROM pg_attribute WHERE attrelid = CAST(:t AS regclass) AND attnum > 0 "

@@ -36,7 +36,7 @@ def gather(r: Replay) -> Evidence:
         # Each row version carries the transaction that wrote it (xmin): a backfill UPDATE
         # changes them all even when the table keeps its file.
         conn.execute(sa.text("CREATE SCHEMA IF NOT EXISTS wb_probe"))
-        conn.execute(sa.text("CREATE TABLE wb_probe.lead_xmin AS SELECT id, xmin::text AS x FROM lead"))
+        conn.execute(sa.text("CREATE UNLOGGED TABLE wb_probe.lead_xmin AS SELECT id, xmin::text AS x FROM lead"))
         ev.upgrade = r.migrate(conn, "upgrade", r.exercise.revision)
         if ev.upgrade.ok:
             ev.filenode_after = filenode(conn)

@@ -6,8 +6,9 @@ import sqlalchemy as sa
 from workbook import schema
 from workbook.checks.base import Evidence, Incorrect, Replay, criterion, is_stub, phase
 
-# Each row's severity and a fingerprint of its other columns, taken before the upgrade, in the
-# probe schema the snapshots ignore. Severity plus fingerprint stand for the whole row.
+# Every row as it was before the upgrade, copied into the probe schema the snapshots ignore, so
+# each row can be compared with itself column by column afterwards. A plain copy, unlogged: it is
+# several times faster to take than a hash of every row, and it compares exact values.
 # Before anything else, a few random rows (different every check) are respelled, so a
 # downgrade that knows the seed data by heart (which ids already said 'informational') fails.
 SCATTER = """
@@ -18,8 +19,7 @@ WHERE id IN (SELECT 1 + floor(random() * (SELECT max(id) FROM finding))::bigint
 
 BEFORE = """
 CREATE SCHEMA IF NOT EXISTS wb_probe;
-CREATE TABLE wb_probe.before AS
-    SELECT id, severity, hashtextextended(row({rest})::text, 0) AS rest FROM finding AS f
+CREATE UNLOGGED TABLE wb_probe.before AS SELECT * FROM finding
 """
 
 # Why the copy is big enough: the check runs on the full exercise data (a million findings, about
@@ -36,11 +36,10 @@ def gather(r: Replay) -> Evidence:
     ev = r.evidence
     eng = r.engine()
     with eng.connect() as conn:
-        rest = ", ".join(f"f.{c}" for c in schema.columns_of(conn, "finding") if c != "severity")
-        ev.rest_expr = rest
+        rest = [c for c in schema.columns_of(conn, "finding") if c != "severity"]
         conn.execute(sa.text(SCATTER))
-        phase("fingerprinting every finding before the upgrade")
-        for stmt in BEFORE.format(rest=rest).split(";"):
+        phase("copying every finding before the upgrade")
+        for stmt in BEFORE.split(";"):
             conn.execute(sa.text(stmt))
         ev.before_schema = schema.snapshot(conn)
         ev.counts_before = counts(conn)
@@ -68,20 +67,21 @@ def counts(conn) -> dict[str, int]:
     return dict(conn.execute(sa.text("SELECT severity, count(*) FROM finding GROUP BY severity")).all())
 
 
-def compare(conn, rest: str) -> list[tuple]:
+def compare(conn, rest: list[str]) -> list[tuple]:
     """(severity before, severity now, other columns changed, rows, an example id), per group.
 
     Rows that vanished have severity now = None; rows that are new have severity before = None.
     """
+    now, was = (", ".join(f"{t}.{c}" for c in rest) for t in "fb")
     return [tuple(r) for r in conn.execute(sa.text(f"""
         SELECT b.severity, f.severity,
-               coalesce(hashtextextended(row({rest})::text, 0) <> b.rest, false), count(*),
+               b.id IS NOT NULL AND f.id IS NOT NULL AND ({now}) IS DISTINCT FROM ({was}), count(*),
                min(coalesce(b.id, f.id))
         FROM wb_probe.before b FULL JOIN finding f USING (id)
         GROUP BY 1, 2, 3 ORDER BY 4 DESC""")).all()]
 
 
-def changes_after_upgrade(conn, rest: str) -> dict:
+def changes_after_upgrade(conn, rest: list[str]) -> dict:
     """Rows whose other columns changed, and rows that were not 'info' but changed severity."""
     groups = compare(conn, rest)
     def tally(rows):
@@ -125,7 +125,7 @@ def batches(conn) -> dict:
     return {"transactions": row[0], "largest": row[1]}
 
 
-def differences(conn, rest: str) -> dict:
+def differences(conn, rest: list[str]) -> dict:
     """Rows that differ from before the upgrade, grouped by (severity before, severity now)."""
     rows = [(was, now, n, example) for was, now, other, n, example in compare(conn, rest)
             if was is None or now is None or was != now or other]
@@ -173,7 +173,7 @@ def nothing_else_changed(ev: Evidence) -> str:
     return "Only the severity of the 'info' rows changed."
 
 
-@criterion("downgrade_exact", "Downgrade restores the table exactly (per-row checksums match).")
+@criterion("downgrade_exact", "Downgrade restores the table exactly (every row matches its copy from before).")
 def downgrade_exact(ev: Evidence) -> str:
     """Assert that a rollback gives back the data as it was, not merely data of the same shape."""
     ev.require("upgrade", "downgrade")
@@ -199,7 +199,7 @@ def downgrade_exact(ev: Evidence) -> str:
     if changes:
         raise Incorrect("The rows are back, but the schema differs from before the upgrade: "
                         + "; ".join(changes[:3]) + ". Drop what the upgrade created.")
-    return "Every row matches its checksum from before the upgrade, and the schema is unchanged."
+    return "Every row matches its copy from before the upgrade, column by column, and the schema is unchanged."
 
 
 @criterion("upgrade_again", "Upgrade after downgrade works again, with the same result.")

@@ -33,7 +33,7 @@ SQUAWK_ACCEPTS = {
 }
 FINGERPRINTS = """
 CREATE SCHEMA IF NOT EXISTS wb_probe;
-CREATE TABLE wb_probe.names AS SELECT id, hashtextextended(name, 0) AS h FROM lead
+CREATE UNLOGGED TABLE wb_probe.names AS SELECT id, hashtextextended(name, 0) AS h FROM lead
 """
 LOCK_PROBE = ["lead"]  # held by checks.lock_probe while the upgrade runs on its copy
 

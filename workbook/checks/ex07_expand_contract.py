@@ -34,7 +34,7 @@ WORST = 2.0  # seconds: the longest an application statement may wait during the
 APP_IDS = range(1, 1_000_001, 997)  # rows the applications update, spread over every batch
 PROBE = """
 CREATE SCHEMA IF NOT EXISTS wb_probe;
-CREATE TABLE wb_probe.titles AS SELECT id, hashtextextended(title, 0) AS h FROM finding
+CREATE UNLOGGED TABLE wb_probe.titles AS SELECT id, hashtextextended(title, 0) AS h FROM finding
 """
 FUNCTIONS = "SELECT count(*) FROM pg_proc WHERE pronamespace = 'public'::regnamespace"
 TRIGGERS = "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'finding'::regclass AND NOT tgisinternal"
