@@ -89,14 +89,12 @@ def only_failures(report: base.Report) -> set[str]:
 
 def scratch_left() -> list[str]:
     """This learner's scratch copies that still exist, and backends still connected to them."""
-    import sqlalchemy as sa
-
     from workbook import db, marks, templates
 
     with db.admin() as conn:
         names = [n for n, m in marks.databases(conn).items()
                  if m and m.get("kind") == "scratch" and m.get("learner") == templates.prefix()]
-        names += [f"backend {pid} in {d}" for pid, d in conn.execute(sa.text(
-            "SELECT pid, datname FROM pg_stat_activity WHERE starts_with(datname, :p)"),
-            {"p": templates.prefix() + "_s"})]
+        names += [f"backend {pid} in {d}" for pid, d in conn.execute(
+            "SELECT pid, datname FROM pg_stat_activity WHERE starts_with(datname, %s)",
+            (templates.prefix() + "_s",))]
     return names

@@ -10,7 +10,6 @@ import socket
 import stat
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 
@@ -52,10 +51,9 @@ def learner_env(url: str, **extra) -> dict:
 
 def leftovers(conn, tag: str = TAG) -> tuple[list[str], list[str]]:
     """Databases and roles whose names start with tag, or owned by such a role (templates)."""
-    roles = [r for (r,) in conn.execute(sa.text(
-        "SELECT rolname FROM pg_roles WHERE starts_with(rolname, :t) ORDER BY rolname LIKE '%learners'"),
-        {"t": tag})]
-    owners = dict(conn.execute(sa.text("SELECT datname, pg_get_userbyid(datdba) FROM pg_database")).all())
+    roles = [r for (r,) in conn.execute(
+        "SELECT rolname FROM pg_roles WHERE starts_with(rolname, %s) ORDER BY rolname LIKE '%%learners'", (tag,))]
+    owners = dict(conn.execute("SELECT datname, pg_get_userbyid(datdba) FROM pg_database").fetchall())
     dbs = [d for d in owners if d.startswith(tag) or owners[d] in roles]
     return dbs, roles
 
@@ -64,19 +62,18 @@ def drop_leftovers(conn, tag: str = TAG) -> None:
     """Only when a test failed before remove: still only names made with this tag."""
     dbs, roles = leftovers(conn, tag)
     for name in dbs:
-        conn.execute(sa.text(f'ALTER DATABASE "{name}" IS_TEMPLATE false'))
-        conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        conn.execute(f'ALTER DATABASE "{name}" IS_TEMPLATE false')
+        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
     for role in roles:
-        conn.execute(sa.text(f'DROP ROLE "{role}"'))
+        conn.execute(f'DROP ROLE "{role}"')
 
 
 @pytest.fixture(scope="module")
 def server():
-    eng = sa.create_engine(f"{SERVER}/postgres", isolation_level="AUTOCOMMIT")
-    with eng.connect() as conn:
+    """An autocommit psycopg session on the TCP server, as db.admin() gives the workbook."""
+    with connect(f"{SERVER}/postgres") as conn:
         yield conn
         drop_leftovers(conn)
-    eng.dispose()
 
 
 @pytest.fixture(scope="module")
@@ -103,8 +100,8 @@ def connect(url: str, database: str | None = None):
 
 def test_each_learner_owns_a_private_marked_database(server, learners):
     for row in learners:
-        owner, acl = server.execute(sa.text("SELECT pg_get_userbyid(datdba), datacl::text FROM pg_database "
-                                            "WHERE datname = :d"), {"d": row["database"]}).one()
+        owner, acl = server.execute("SELECT pg_get_userbyid(datdba), datacl::text FROM pg_database "
+                                    "WHERE datname = %s", (row["database"],)).fetchone()
         assert owner == row["role"] and acl == f"{{{row['role']}=CTc/{row['role']}}}"  # no PUBLIC entry
         mark = marks.of(server, row["database"])[1]
         assert mark["kind"] == "learner" and mark["classroom"] == CLASS and mark["name"] == row["name"]
@@ -220,7 +217,7 @@ def test_the_room_page_in_chromium(learners, tmp_path):
 
 def test_remove_drops_what_create_made_and_nothing_else(server, learners):
     bystander = f"{TAG}_bystander"  # not the class's: unmarked, owned by the admin
-    server.execute(sa.text(f'CREATE DATABASE "{bystander}"'))
+    server.execute(f'CREATE DATABASE "{bystander}"')
     dry = run_cli("classroom", "remove", env=admin_env())
     assert dry.returncode == 1 and "--yes" in dry.stdout and learners[0]["database"] in dry.stdout
     assert marks.of(server, learners[0]["database"])[0]
@@ -228,4 +225,4 @@ def test_remove_drops_what_create_made_and_nothing_else(server, learners):
     assert done.returncode == 0, done.stdout + done.stderr
     dbs, roles = leftovers(server)
     assert dbs == [bystander] and roles == []
-    server.execute(sa.text(f'DROP DATABASE "{bystander}"'))
+    server.execute(f'DROP DATABASE "{bystander}"')

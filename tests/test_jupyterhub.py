@@ -23,7 +23,7 @@ import pytest
 import sqlalchemy as sa
 
 from conftest import run_cli
-from test_classroom import SERVER, _server_answers, drop_leftovers
+from test_classroom import SERVER, _server_answers, connect, drop_leftovers
 from workbook import serve
 from workbook.manifest import ROOT
 
@@ -66,7 +66,6 @@ def hub_class(tmp_path):
     names = tmp_path / "users.txt"
     names.write_text("\n".join(USERS) + "\n")
     out = tmp_path / "learners.csv"
-    eng = sa.create_engine(f"{SERVER}/postgres", isolation_level="AUTOCOMMIT")
     try:
         proc = run_cli("classroom", "create", "--names", str(names), "--csv", str(out), env=admin_env())
         assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -74,9 +73,8 @@ def hub_class(tmp_path):
             yield out, {row["name"]: row for row in csv.DictReader(f)}
     finally:
         run_cli("classroom", "remove", "--yes", env=admin_env())
-        with eng.connect() as conn:
+        with connect(f"{SERVER}/postgres") as conn:
             drop_leftovers(conn, TAG)
-        eng.dispose()
 
 
 def api(base: str, token: str, method: str, path: str, body: dict | None = None):

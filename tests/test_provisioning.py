@@ -10,7 +10,6 @@ import sqlalchemy as sa
 from workbook import config, db, manifest, templates
 from workbook.db.external import normalise
 from workbook.errors import WorkbookError
-from workbook.manifest import ROOT
 
 from conftest import run_cli
 
@@ -108,7 +107,7 @@ def test_reset_recovers_a_broken_database():
 def test_templates_refuse_connections():
     name = templates.ensure_template("baseline")
     with db.admin() as conn:
-        allowed = conn.execute(sa.text("SELECT datallowconn FROM pg_database WHERE datname = :n"), {"n": name}).scalar_one()
+        allowed = conn.execute("SELECT datallowconn FROM pg_database WHERE datname = %s", (name,)).fetchone()[0]
     assert allowed is False
 
 

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 
@@ -31,20 +32,19 @@ pytestmark = pytest.mark.skipif(not _server_answers() and not os.environ.get("CI
 
 @pytest.fixture(scope="module")
 def server():
-    """An autocommit session on the TCP server; drops what the tests made, and only that."""
-    eng = sa.create_engine(f"{SERVER}/postgres", isolation_level="AUTOCOMMIT")
-    with eng.connect() as conn:
+    """An autocommit psycopg session on the TCP server, as db.admin() gives the workbook; drops
+    what the tests made, and only that."""
+    with psycopg.connect(f"{SERVER.replace('+psycopg', '')}/postgres", autocommit=True) as conn:
         yield conn
         for name, m in marks.databases(conn).items():
             made_here = name.startswith(TAG) or (m and TAG.lower() in str(m.get("key") or m.get("learner")
                                                                           or m.get("by") or ""))
             if made_here:
-                conn.execute(sa.text(f'ALTER DATABASE "{name}" IS_TEMPLATE false'))
-                conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        for (role,) in conn.execute(sa.text("SELECT rolname FROM pg_roles WHERE starts_with(rolname, :t)"),
-                                    {"t": TAG}):
-            conn.execute(sa.text(f'DROP ROLE "{role}"'))
-    eng.dispose()
+                conn.execute(f'ALTER DATABASE "{name}" IS_TEMPLATE false')
+                conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        for (role,) in conn.execute("SELECT rolname FROM pg_roles WHERE starts_with(rolname, %s)",
+                                    (TAG,)).fetchall():
+            conn.execute(f'DROP ROLE "{role}"')
 
 
 def learner_env(database: str, user: str = "postgres", **extra) -> dict:
@@ -77,7 +77,7 @@ def rows(database: str, sql: str):
 
 def test_reset_refuses_a_database_the_workbook_did_not_create(server):
     name = f"{TAG}_team_dev"
-    server.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    server.execute(f'CREATE DATABASE "{name}"')
     eng = sa.create_engine(f"{SERVER}/{name}")
     with eng.connect() as other:  # someone else's session, which must survive
         other.execute(sa.text("CREATE TABLE customers (id int PRIMARY KEY, name text)"))
@@ -110,7 +110,7 @@ def test_messages_hide_the_password(server):
     proc = run_cli("reset", "01", env=learner_env("x", DATABASE_URL="postgresql://me:s3cret@127.0.0.1:notaport/x"))
     assert proc.returncode == 2 and "s3cret" not in proc.stderr and "***" in proc.stderr
     name = f"{TAG}_pw"
-    server.execute(sa.text(f'CREATE DATABASE "{name}"'))  # unmarked: refused, and the URL is shown
+    server.execute(f'CREATE DATABASE "{name}"')  # unmarked: refused, and the URL is shown
     proc = run_cli("reset", "01", env=learner_env(name, DATABASE_URL=f"postgresql://postgres:s3cret@127.0.0.1:5432/{name}"))
     assert proc.returncode == 2 and "s3cret" not in proc.stderr and "***" in proc.stderr
 
@@ -165,7 +165,7 @@ def test_checks_from_separate_machines_keep_their_scratch_copies(server):
 
 def test_a_role_without_createdb_is_told_so(server):
     role = f"{TAG}_nocreate"
-    server.execute(sa.text(f'CREATE ROLE "{role}" LOGIN'))
+    server.execute(f'CREATE ROLE "{role}" LOGIN')
     proc = run_cli("reset", "01", env=learner_env(f"{TAG}_nocreate_db", user=role))
     assert proc.returncode == 2 and "does not let this role create databases" in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr
@@ -174,7 +174,7 @@ def test_a_role_without_createdb_is_told_so(server):
 def test_a_database_of_another_role_is_not_replaced(server):
     name, role = f"{TAG}_owned", f"{TAG}_intruder"
     assert run_cli("reset", "02", env=learner_env(name)).returncode == 0  # made (and owned) by postgres
-    server.execute(sa.text(f'CREATE ROLE "{role}" LOGIN CREATEDB'))
+    server.execute(f'CREATE ROLE "{role}" LOGIN CREATEDB')
     proc = run_cli("reset", "02", env=learner_env(name, user=role))
     assert proc.returncode == 2 and "must be owner" in proc.stderr and "Traceback" not in proc.stderr
     assert marks.of(server, name)[0]
@@ -183,7 +183,7 @@ def test_a_database_of_another_role_is_not_replaced(server):
 def test_a_learner_database_lost_in_a_killed_reset_says_run_reset(server):
     name = f"{TAG}_lost"
     assert run_cli("reset", "01", env=learner_env(name)).returncode == 0
-    server.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))  # as a reset killed mid-way leaves it
+    server.execute(f'DROP DATABASE "{name}" WITH (FORCE)')  # as a reset killed mid-way leaves it
     proc = run_cli("alembic", "current", env=learner_env(name))
     assert proc.returncode != 0 and "workbook reset" in proc.stderr and "Traceback" not in proc.stderr
     assert run_cli("reset", "01", env=learner_env(name)).returncode == 0
@@ -196,10 +196,10 @@ def test_a_template_left_connectable_is_closed_again(server):
     template = subprocess.run([sys.executable, "-c", "from workbook import templates; "
                                "print(templates.template_name('baseline'))"], cwd=ROOT, text=True,
                               env={**os.environ, **env}, capture_output=True, check=True).stdout.strip()
-    server.execute(sa.text(f'ALTER DATABASE "{template}" ALLOW_CONNECTIONS true'))
+    server.execute(f'ALTER DATABASE "{template}" ALLOW_CONNECTIONS true')
     assert run_cli("reset", "01", env=env).returncode == 0
-    assert server.execute(sa.text("SELECT datallowconn FROM pg_database WHERE datname = :n"),
-                          {"n": template}).scalar_one() is False
+    assert server.execute("SELECT datallowconn FROM pg_database WHERE datname = %s",
+                          (template,)).fetchone()[0] is False
 
 
 def test_a_failed_template_build_leaves_no_half_built_copy(server):

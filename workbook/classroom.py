@@ -20,8 +20,9 @@ import re
 import secrets
 from pathlib import Path
 
+import psycopg
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from psycopg import Connection
 from sqlalchemy.pool import NullPool
 
 from workbook import db, manifest, marks, templates
@@ -88,11 +89,11 @@ def create(count: int | None, names_file: str | None, csv_path: str | None) -> l
         if marks.of(conn, name)[0]:
             raise WorkbookError(f"The database {name} already exists, so this class was created before "
                                 "(or the name is taken). `workbook classroom remove --yes` removes a class.")
-        conn.execute(sa.text(f"CREATE ROLE {q(grp)} NOLOGIN CREATEDB"))
-        conn.execute(sa.text(f"CREATE DATABASE {q(name)}"))
+        conn.execute(f"CREATE ROLE {q(grp)} NOLOGIN CREATEDB")
+        conn.execute(f"CREATE DATABASE {q(name)}")
         marks.mark(conn, name, "room", classroom=name, template_owner=grp)
         marks.private(conn, name)
-        conn.execute(sa.text(f"GRANT CONNECT ON DATABASE {q(name)} TO {q(grp)}"))
+        conn.execute(f"GRANT CONNECT ON DATABASE {q(name)} TO {q(grp)}")
     eng = db.engine(name)
     with eng.begin() as c:
         c.exec_driver_sql(ROOM_SQL.format(group=q(grp)))
@@ -108,8 +109,8 @@ def create(count: int | None, names_file: str | None, csv_path: str | None) -> l
         for display, seat in members:
             role = f"{name}_{seat}"
             password = secrets.token_urlsafe(18)  # letters, digits, - and _: safe in SQL and URLs
-            conn.execute(sa.text(f"CREATE ROLE {q(role)} LOGIN CREATEDB PASSWORD '{password}' IN ROLE {q(grp)}"))
-            conn.execute(sa.text(f"CREATE DATABASE {q(role)} OWNER {q(role)} TEMPLATE {q(first)} STRATEGY FILE_COPY"))
+            conn.execute(f"CREATE ROLE {q(role)} LOGIN CREATEDB PASSWORD '{password}' IN ROLE {q(grp)}")
+            conn.execute(f"CREATE DATABASE {q(role)} OWNER {q(role)} TEMPLATE {q(first)} STRATEGY FILE_COPY")
             marks.mark(conn, role, "learner", key=marks.learner_key(role), classroom=name, name=display,
                        template_owner=grp)
             marks.private(conn, role)
@@ -126,11 +127,10 @@ def create(count: int | None, names_file: str | None, csv_path: str | None) -> l
 
 def _made(conn: Connection, name: str) -> tuple[list[str], list[str]]:
     """(databases, roles) this class's create made, or its learners made since: all marked."""
-    roles = [r for (r,) in conn.execute(sa.text(
-        "SELECT rolname FROM pg_roles WHERE rolname = :g OR pg_has_role(rolname, :g, 'MEMBER') "
-        "AND rolname <> current_user AND NOT rolsuper ORDER BY rolname = :g, rolname"), {"g": group(name)})]
-    owners = dict(conn.execute(sa.text(
-        "SELECT datname, pg_get_userbyid(datdba) FROM pg_database")).all())
+    roles = [r for (r,) in conn.execute(
+        "SELECT rolname FROM pg_roles WHERE rolname = %(g)s OR pg_has_role(rolname, %(g)s, 'MEMBER') "
+        "AND rolname <> current_user AND NOT rolsuper ORDER BY rolname = %(g)s, rolname", {"g": group(name)})]
+    owners = dict(conn.execute("SELECT datname, pg_get_userbyid(datdba) FROM pg_database").fetchall())
     keys = {marks.learner_key(r) for r in roles} | {marks.learner_key(name)}
     dbs = []
     for datname, m in marks.databases(conn).items():
@@ -150,12 +150,12 @@ def remove(yes: bool) -> tuple[list[str], list[str]]:
         dbs, roles = _made(conn, name)
         if yes:
             for d in dbs:
-                conn.execute(sa.text(f"ALTER DATABASE {q(d)} IS_TEMPLATE false"))
+                conn.execute(f"ALTER DATABASE {q(d)} IS_TEMPLATE false")
                 templates.drop(conn, d)
             for r in roles:
                 try:
-                    conn.execute(sa.text(f"DROP ROLE IF EXISTS {q(r)}"))
-                except sa.exc.DBAPIError as exc:  # it owns something create did not make
+                    conn.execute(f"DROP ROLE IF EXISTS {q(r)}")
+                except psycopg.Error as exc:  # it owns something create did not make
                     raise WorkbookError(
                         f"Dropped the class's databases, but not the role {r}: {db.first_line(exc)}. "
                         "That is something the workbook did not make, so it is left alone: drop it "

@@ -32,10 +32,6 @@ _ON_TABLE = """
     WHERE l.pid = :pid AND l.locktype = 'relation' AND l.relation = ANY(CAST(:tables AS regclass[]))"""
 
 
-def sqlstate(exc: BaseException) -> str | None:
-    return getattr(getattr(exc, "orig", None), "sqlstate", None) or getattr(exc, "sqlstate", None)
-
-
 def on_tables(conn, pid: int, tables: list[str]) -> list[tuple[str, str, bool, str | None]]:
     """(table, mode, granted, wait_event_type) for each lock session `pid` has on `tables`."""
     rows = conn.execute(sa.text(_ON_TABLE), {"pid": pid, "tables": list(tables)}).all()

@@ -5,6 +5,8 @@ it is (learner, template, scratch), for which learner, and for a scratch copy th
 owns it. Nothing unmarked is ever dropped. Names are unambiguous on a shared server: each
 learner's names start with a key made from the full database name (a readable part and a
 hash), and a scratch copy's name adds the host and process that made it.
+
+The functions that read or write marks take db.admin()'s connection (psycopg, autocommit).
 """
 from __future__ import annotations
 
@@ -15,8 +17,10 @@ import os
 import socket
 import time
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from psycopg import Connection
 
 MARK = "alembic-workbook "
 ORPHAN_AGE = 3600  # seconds after which another host's scratch copy counts as abandoned
@@ -69,12 +73,12 @@ def scratch_name(learner: str, n: int) -> str:
 
 def mark(conn: Connection, database: str, kind: str, **facts) -> None:
     text = MARK + json.dumps({"kind": kind, **facts}, sort_keys=True)
-    conn.execute(sa.text(f"COMMENT ON DATABASE {q(database)} IS {_literal(text)}"))
+    conn.execute(f"COMMENT ON DATABASE {q(database)} IS {_literal(text)}")
 
 
 def private(conn: Connection, database: str) -> None:
     """Only its owner (and superusers) may connect: a new database lets every role in."""
-    conn.execute(sa.text(f"REVOKE ALL ON DATABASE {q(database)} FROM PUBLIC"))
+    conn.execute(f"REVOKE ALL ON DATABASE {q(database)} FROM PUBLIC")
 
 
 def _literal(text: str) -> str:
@@ -93,15 +97,14 @@ def _parse(comment: str | None) -> dict | None:
 
 def databases(conn: Connection) -> dict[str, dict | None]:
     """Every database on the server with its workbook mark (None when unmarked)."""
-    rows = conn.execute(sa.text(
-        "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database")).all()
+    rows = conn.execute("SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database").fetchall()
     return {name: _parse(comment) for name, comment in rows}
 
 
 def of(conn: Connection, database: str) -> tuple[bool, dict | None]:
     """(exists, mark) for one database."""
-    row = conn.execute(sa.text("SELECT shobj_description(oid, 'pg_database') FROM pg_database "
-                               "WHERE datname = :n"), {"n": database}).first()
+    row = conn.execute("SELECT shobj_description(oid, 'pg_database') FROM pg_database "
+                       "WHERE datname = %s", (database,)).fetchone()
     return (row is not None, _parse(row[0]) if row else None)
 
 

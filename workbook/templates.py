@@ -9,6 +9,8 @@ under one server-wide lock: CREATE DATABASE ... TEMPLATE never finds anyone conn
 and any role with CREATEDB may clone it.
 
 Every database made here is marked (workbook.marks); nothing unmarked is ever dropped.
+The server's side of it runs on db.admin()'s psycopg connection, so a reset never loads
+SQLAlchemy or Alembic; only a template's build (migrating and seeding) does.
 """
 from __future__ import annotations
 
@@ -18,10 +20,10 @@ import itertools
 import threading
 from typing import Iterator
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+import psycopg
+from psycopg import Connection
 
-from workbook import db, manifest, marks, migrate, seed
+from workbook import db, manifest, marks
 from workbook.config import settings
 from workbook.errors import WorkbookError
 from workbook.manifest import ROOT
@@ -74,29 +76,26 @@ def owner_role() -> str | None:
     return _owners[s.database_url]
 
 
-def _as_owner(conn: Connection) -> None:
+def _set_role() -> str | None:
+    """SET ROLE to the classroom's template owner, if any: run on each connection that builds."""
     role = owner_role()
-    if role:
-        conn.execute(sa.text(f"SET ROLE {q(role)}"))
+    return f"SET ROLE {q(role)}" if role else None
 
 
 def drop(conn: Connection, name: str) -> None:
     """Drop a database the caller has made sure is the workbook's (ends its sessions)."""
-    conn.execute(sa.text(f"DROP DATABASE IF EXISTS {q(name)} WITH (FORCE)"))
+    conn.execute(f"DROP DATABASE IF EXISTS {q(name)} WITH (FORCE)")
 
 
 def clone(conn: Connection, template: str, name: str) -> None:
-    version = int(conn.execute(sa.text("SHOW server_version_num")).scalar_one())
     # FILE_COPY copies files instead of logging every block: much faster for a large template.
-    strategy = " STRATEGY FILE_COPY" if version >= 150000 else ""
+    strategy = " STRATEGY FILE_COPY" if conn.info.server_version >= 150000 else ""
     try:
-        conn.execute(sa.text(f"CREATE DATABASE {q(name)} TEMPLATE {q(template)}{strategy}"))
-    except sa.exc.OperationalError as exc:
-        if getattr(exc.orig, "sqlstate", None) != "55006":  # object_in_use
-            raise
-        who = conn.execute(sa.text(
+        conn.execute(f"CREATE DATABASE {q(name)} TEMPLATE {q(template)}{strategy}")
+    except psycopg.errors.ObjectInUse:
+        who = conn.execute(
             "SELECT pid, coalesce(nullif(application_name, ''), 'unnamed client') FROM pg_stat_activity "
-            "WHERE datname = :t"), {"t": template}).all()
+            "WHERE datname = %s", (template,)).fetchall()
         names = ", ".join(f"pid {pid} ({app})" for pid, app in who) or "a session that has just left"
         raise WorkbookError(
             f"Could not copy the template {template}: {names} is connected to it, and PostgreSQL "
@@ -110,21 +109,21 @@ def ensure_template(revision: str) -> str:
     with db.admin() as conn:
         if _usable(conn, name):
             return name
-        conn.execute(sa.text("SELECT pg_advisory_lock(hashtext(:k))"), {"k": BUILD_LOCK})
+        conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (BUILD_LOCK,))
         try:
             _ensure_locked(conn, revision)
         finally:
-            conn.execute(sa.text("SELECT pg_advisory_unlock(hashtext(:k))"), {"k": BUILD_LOCK})
+            conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (BUILD_LOCK,))
     return name
 
 
 def _usable(conn: Connection, name: str) -> bool:
     """True when the template exists; one left connectable (by an interrupted build) is closed."""
-    row = conn.execute(sa.text("SELECT datallowconn FROM pg_database WHERE datname = :n"), {"n": name}).first()
+    row = conn.execute("SELECT datallowconn FROM pg_database WHERE datname = %s", (name,)).fetchone()
     if row is None:
         return False
     if row[0]:
-        conn.execute(sa.text(f"ALTER DATABASE {q(name)} ALLOW_CONNECTIONS false"))
+        conn.execute(f"ALTER DATABASE {q(name)} ALLOW_CONNECTIONS false")
     return True
 
 
@@ -139,26 +138,28 @@ def _build(conn: Connection, revision: str, name: str) -> None:
     building = f"{name}_building"
     parent = None if revision == manifest.baseline() else _ensure_locked(
         conn, manifest.revision_chain(revision)[-1].down_revision)
-    _as_owner(conn)  # a classroom's template (database and tables) belongs to its learners' group
+    role = _set_role()  # a classroom's template (database and tables) belongs to its learners' group
+    if role:
+        conn.execute(role)
     try:
         _drop_if_ours(conn, building, "template")  # left by a build that was killed
         if parent is None:
-            conn.execute(sa.text(f"CREATE DATABASE {q(building)} TEMPLATE template0"))
+            conn.execute(f"CREATE DATABASE {q(building)} TEMPLATE template0")
         else:
             clone(conn, parent, building)
         marks.mark(conn, building, "template", revision=revision, fingerprint=fingerprint(revision),
                    by=prefix())
         _apply(building, revision, seeded=parent is None)
         # Complete before it is published: nobody can connect, any CREATEDB role may clone it.
-        conn.execute(sa.text(f"ALTER DATABASE {q(building)} WITH ALLOW_CONNECTIONS false IS_TEMPLATE true"))
-        conn.execute(sa.text(f"ALTER DATABASE {q(building)} RENAME TO {q(name)}"))
+        conn.execute(f"ALTER DATABASE {q(building)} WITH ALLOW_CONNECTIONS false IS_TEMPLATE true")
+        conn.execute(f"ALTER DATABASE {q(building)} RENAME TO {q(name)}")
         _drop_stale(conn, revision, name)
     except Exception:
-        with contextlib.suppress(sa.exc.DBAPIError):  # a failed build leaves no half-built copy
+        with contextlib.suppress(psycopg.Error):  # a failed build leaves no half-built copy
             _drop_if_ours(conn, building, "template")
         raise
     finally:
-        conn.execute(sa.text("RESET ROLE"))
+        conn.execute("RESET ROLE")
 
 
 def _drop_stale(conn: Connection, revision: str, keep: str) -> None:
@@ -166,29 +167,34 @@ def _drop_stale(conn: Connection, revision: str, keep: str) -> None:
     for other, m in marks.databases(conn).items():
         if (other != keep and m and m.get("kind") == "template" and m.get("revision") == revision
                 and m.get("by") == prefix()):
-            conn.execute(sa.text(f"ALTER DATABASE {q(other)} IS_TEMPLATE false"))
+            conn.execute(f"ALTER DATABASE {q(other)} IS_TEMPLATE false")
             drop(conn, other)
 
 
 def _drop_if_ours(conn: Connection, name: str, kind: str) -> None:
     exists, m = marks.of(conn, name)
     if exists and m and m.get("kind") == kind:
-        conn.execute(sa.text(f"ALTER DATABASE {q(name)} IS_TEMPLATE false"))
+        conn.execute(f"ALTER DATABASE {q(name)} IS_TEMPLATE false")
         drop(conn, name)
 
 
 def _apply(database: str, revision: str, seeded: bool) -> None:
+    from workbook import migrate, seed
+
     eng = db.engine(database)
+    role = _set_role()
     try:
         with eng.connect() as c:
-            _as_owner(c)
+            if role:
+                c.exec_driver_sql(role)
             migrate.run(c, "upgrade", revision, ROOT / "solutions")
             if seeded:
                 seed.seed(c, settings().scale)
                 c.commit()
         with eng.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
-            _as_owner(c)
-            c.execute(sa.text("VACUUM ANALYZE" if seeded else "ANALYZE"))
+            if role:
+                c.exec_driver_sql(role)
+            c.exec_driver_sql("VACUUM ANALYZE" if seeded else "ANALYZE")
     finally:
         eng.dispose()
 
@@ -232,16 +238,13 @@ def guard(conn: Connection, backend, name: str) -> dict | None:
 
 def _contents(name: str) -> str:
     """A few words on what an unmarked database holds, to show the learner what was protected."""
-    eng = db.engine(name)
     try:
-        with eng.connect() as c:
-            tables = c.execute(sa.text(
+        with psycopg.connect(db.ensure_ready().conninfo(name)) as c:
+            tables = [t for (t,) in c.execute(
                 "SELECT table_schema || '.' || table_name FROM information_schema.tables "
-                "WHERE table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 1")).scalars().all()
-    except sa.exc.DBAPIError:
+                "WHERE table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 1")]
+    except psycopg.Error:
         return "it could not be inspected"
-    finally:
-        eng.dispose()
     if not tables:
         return "it is empty, but unmarked"
     listed = ", ".join(tables[:3]) + (", ..." if len(tables) > 3 else "")
@@ -305,7 +308,7 @@ def _drop_legacy(conn: Connection) -> None:
     """Templates and copies an earlier version of the workbook left, unmarked, on its own server."""
     for name, m in marks.databases(conn).items():
         if m is None and ("__tpl_" in name or "__scratch_" in name):
-            conn.execute(sa.text(f"ALTER DATABASE {q(name)} IS_TEMPLATE false"))
+            conn.execute(f"ALTER DATABASE {q(name)} IS_TEMPLATE false")
             drop(conn, name)
 
 
@@ -334,6 +337,6 @@ def remove(dry_run: bool = False) -> list[str]:
         names = mine(conn)
         if not dry_run:
             for name in names:
-                conn.execute(sa.text(f"ALTER DATABASE {q(name)} IS_TEMPLATE false"))
+                conn.execute(f"ALTER DATABASE {q(name)} IS_TEMPLATE false")
                 drop(conn, name)
     return names

@@ -65,7 +65,7 @@ def alembic_engine() -> Iterator[Engine]:
     connected. It is marked as a scratch copy owned by this process, so one left behind by a
     test run that was killed is removed by the next check or reset.
     """
-    empty = lambda conn, name: conn.execute(sa.text(f"CREATE DATABASE {q(name)} TEMPLATE template0"))  # noqa: E731
+    empty = lambda conn, name: conn.execute(f"CREATE DATABASE {q(name)} TEMPLATE template0")  # noqa: E731
     with templates.created(empty) as name:
         engine = db.engine(name)
         try:

@@ -157,7 +157,7 @@ def _child(pipe, track: str, revision: str, app: str) -> None:
                 lambda d: out["notices"].append(d.message_primary))
             migrate.run(conn, "upgrade", revision, Path(track))
     except Exception as exc:  # the learner's code may raise anything; the parent judges it
-        out["error"], out["sqlstate"] = db.first_line(exc), locks.sqlstate(exc)
+        out["error"], out["sqlstate"] = db.first_line(exc), db.sqlstate(exc)
     finally:
         eng.dispose()
     pipe.send(out)

@@ -1,20 +1,26 @@
 """Which PostgreSQL the workbook uses, and how to reach it.
 
 Three backends (embedded, docker, url) share one small interface: start(), stop(), status(),
-server_url(database) and learner_database. Everything else asks this module.
+server_url(database) (SQLAlchemy's URL), conninfo(database) (libpq's) and learner_database.
+Everything else asks this module.
+
+The server's own business (CREATE, DROP, marks) goes through psycopg alone: a reset then never
+imports SQLAlchemy, which costs more than the reset itself. Migrations and checks use engine().
 """
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.pool import NullPool
+import psycopg
 
 from workbook.config import settings
 from workbook.errors import WorkbookError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 MIN_SERVER_VERSION = 130000  # DROP DATABASE ... WITH (FORCE) arrived in PostgreSQL 13
 
@@ -42,6 +48,8 @@ def url(database: str | None = None) -> str:
 
 def display(u) -> str:
     """A URL to show a person: the password replaced by ***."""
+    import sqlalchemy as sa
+
     u = sa.engine.make_url(u)
     return u.set(drivername=u.get_backend_name()).render_as_string(hide_password=True)
 
@@ -51,6 +59,9 @@ def engine(database: str | None = None, statement_timeout: float | None = None) 
 
     statement_timeout (seconds) bounds every statement of its sessions unless they SET another.
     """
+    import sqlalchemy as sa
+    from sqlalchemy.pool import NullPool
+
     b = ensure_ready()
     args = {"options": f"-c statement_timeout={int(statement_timeout * 1000)}"} if statement_timeout else {}
     return sa.create_engine(b.server_url(database or b.learner_database), poolclass=NullPool,
@@ -58,12 +69,10 @@ def engine(database: str | None = None, statement_timeout: float | None = None) 
 
 
 @contextlib.contextmanager
-def admin() -> Iterator[Connection]:
-    """An autocommit connection to the server's maintenance database (for CREATE/DROP DATABASE)."""
+def admin() -> Iterator[psycopg.Connection]:
+    """An autocommit psycopg connection to the server's maintenance database (CREATE/DROP DATABASE)."""
     b = ensure_ready()
-    eng = sa.create_engine(b.server_url(b.maintenance_database), poolclass=NullPool,
-                           isolation_level="AUTOCOMMIT")
-    with _explained(b), eng.connect() as conn:
+    with _explained(b), psycopg.connect(b.conninfo(b.maintenance_database), autocommit=True) as conn:
         yield conn
 
 
@@ -89,14 +98,13 @@ def forget() -> None:
 
 
 def wait_until_answering(b, timeout: float = 20.0) -> None:
-    eng = sa.create_engine(b.server_url(b.maintenance_database), poolclass=NullPool)
     deadline = time.monotonic() + timeout
     while True:
         try:
-            with eng.connect() as conn:
-                version = conn.execute(sa.text("SHOW server_version_num")).scalar_one()
+            with psycopg.connect(b.conninfo(b.maintenance_database)) as conn:
+                version = conn.execute("SHOW server_version_num").fetchone()[0]
             break
-        except sa.exc.OperationalError as exc:
+        except psycopg.OperationalError as exc:
             if time.monotonic() > deadline or not _transient(exc):
                 raise WorkbookError(explain(exc, b)) from None
             time.sleep(0.25)
@@ -114,11 +122,19 @@ def _transient(exc: Exception) -> bool:
     return "starting up" in text or "not yet accepting" in text
 
 
+def is_db_error(exc: BaseException) -> bool:
+    """A failure the database reported, through psycopg or through SQLAlchemy (if it is loaded)."""
+    sa = sys.modules.get("sqlalchemy")
+    return isinstance(exc, psycopg.Error) or (sa is not None and isinstance(exc, sa.exc.DBAPIError))
+
+
 @contextlib.contextmanager
 def _explained(b) -> Iterator[None]:
     try:
         yield
-    except sa.exc.DBAPIError as exc:
+    except Exception as exc:
+        if not is_db_error(exc):
+            raise
         raise WorkbookError(explain(exc, b)) from None
 
 
@@ -150,7 +166,7 @@ def explain(exc: Exception, b) -> str:
     text = first_line(exc)
     where = b.describe()
     low = text.lower()
-    state = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    state = sqlstate(exc)
     if state in BY_SQLSTATE:
         return BY_SQLSTATE[state].format(text=text, where=where, source=b.url_source,
                                          start=b.start_hint.rstrip("."))
@@ -178,6 +194,11 @@ def explain(exc: Exception, b) -> str:
         return (f"{where} answered with an error: {text}. Run it again; if it repeats, "
                 "`workbook db status` shows the server, and the message above is worth reporting.")
     return f"{where} did not accept the connection: {text}. {b.start_hint}"
+
+
+def sqlstate(exc: BaseException) -> str | None:
+    """PostgreSQL's error code, whether psycopg raised the error or SQLAlchemy wrapped it."""
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) or getattr(exc, "sqlstate", None)
 
 
 def first_line(exc: BaseException) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 
-from sqlalchemy.engine import URL
+from psycopg.conninfo import make_conninfo
 
 from workbook.errors import WorkbookError
 from workbook.manifest import ROOT
@@ -28,9 +28,14 @@ class Docker:
     def describe(self) -> str:
         return f"the Docker Compose PostgreSQL on {HOST}:{PORT}"
 
-    def server_url(self, database: str) -> URL:
+    def server_url(self, database: str):
+        from sqlalchemy.engine import URL
+
         return URL.create("postgresql+psycopg", username=USER, password=PASSWORD, host=HOST,
                           port=PORT, database=database)
+
+    def conninfo(self, database: str) -> str:
+        return make_conninfo(host=HOST, port=PORT, user=USER, password=PASSWORD, dbname=database)
 
     def _compose(self, *args: str) -> str:
         if shutil.which("docker") is None:

@@ -13,8 +13,8 @@ import subprocess
 import warnings
 from pathlib import Path
 
-import sqlalchemy as sa
-from sqlalchemy.engine import URL
+import psycopg
+from psycopg.conninfo import make_conninfo
 
 from workbook.errors import WorkbookError
 
@@ -101,18 +101,23 @@ class Embedded:
 
     def _tune(self) -> None:
         """A sandbox, not a bank: skip the disk flushes that make batched migrations slow here."""
-        eng = sa.create_engine(self.server_url("postgres"), isolation_level="AUTOCOMMIT")
-        with eng.connect() as conn:
+        with psycopg.connect(self.conninfo("postgres"), autocommit=True) as conn:
             for name in ("fsync", "synchronous_commit", "full_page_writes"):
-                conn.execute(sa.text(f"ALTER SYSTEM SET {name} = off"))
-            conn.execute(sa.text("SELECT pg_reload_conf()"))
-        eng.dispose()
+                conn.execute(f"ALTER SYSTEM SET {name} = off")
+            conn.execute("SELECT pg_reload_conf()")
 
-    def server_url(self, database: str) -> URL:
+    def server_url(self, database: str):
+        from sqlalchemy.engine import URL
+
         if self._socket_dir is None:
             self.start()
         return URL.create("postgresql+psycopg", username="postgres", database=database,
                           query={"host": self._socket_dir})
+
+    def conninfo(self, database: str) -> str:
+        if self._socket_dir is None:
+            self.start()
+        return make_conninfo(host=self._socket_dir, user="postgres", dbname=database)
 
     def stop(self) -> str:
         pkg = _package()

@@ -56,6 +56,10 @@ class FromURL:
     def server_url(self, database: str) -> URL:
         return self._url.set(database=database)
 
+    def conninfo(self, database: str) -> str:
+        """libpq reads the same URL (percent-escapes and ?host=... included) without the driver."""
+        return self.server_url(database).set(drivername="postgresql").render_as_string(hide_password=False)
+
     def start(self) -> None:
         pass  # not ours to start
 
