@@ -16,7 +16,6 @@ import json
 import os
 import socket
 import time
-
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:

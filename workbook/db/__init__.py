@@ -122,7 +122,7 @@ def _transient(exc: Exception) -> bool:
     return "starting up" in text or "not yet accepting" in text
 
 
-def is_db_error(exc: BaseException) -> bool:
+def _is_db_error(exc: BaseException) -> bool:
     """A failure the database reported, through psycopg or through SQLAlchemy (if it is loaded)."""
     sa = sys.modules.get("sqlalchemy")
     return isinstance(exc, psycopg.Error) or (sa is not None and isinstance(exc, sa.exc.DBAPIError))
@@ -133,7 +133,7 @@ def _explained(b) -> Iterator[None]:
     try:
         yield
     except Exception as exc:
-        if not is_db_error(exc):
+        if not _is_db_error(exc):
             raise
         raise WorkbookError(explain(exc, b)) from None
 
