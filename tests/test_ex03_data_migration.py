@@ -43,7 +43,7 @@ def test_empty_downgrade(tmp_path):
 def test_where_with_the_wrong_spelling(tmp_path):
     report = check_with(tmp_path, UP.replace("'info'", "'Info'"), NAIVE_DOWN)
     assert {"no_info_left", "informational_count"} <= only_failures(report)
-    assert "still say 'info'" in message(report, "no_info_left")
+    assert "still say 'info'; expected none. Check the WHERE clause" in message(report, "no_info_left")
 
 
 def test_update_without_where(tmp_path):
@@ -78,6 +78,7 @@ def test_an_update_that_also_touches_another_column(tmp_path):
                         "title = upper(title) WHERE severity = 'info'\")", NAIVE_DOWN)
     assert {"nothing_else_changed", "downgrade_exact"} <= only_failures(report)
     assert "rows changed in other columns (e.g. id " in message(report, "nothing_else_changed")
+    assert "SET only severity" in message(report, "nothing_else_changed")
     assert "rows changed in other columns" in message(report, "downgrade_exact")
 
 
@@ -86,4 +87,8 @@ def test_one_limit_batch_and_no_loop(tmp_path):
     report = check_with(tmp_path, "op.execute(\"UPDATE finding SET severity = 'informational' WHERE id IN "
                         "(SELECT id FROM finding WHERE severity = 'info' LIMIT 100000)\")", NAIVE_DOWN)
     assert {"no_info_left", "informational_count"} <= only_failures(report)
-    assert "still say 'info'" in message(report, "no_info_left")
+    assert "renamed 100,000 of them" in message(report, "no_info_left")
+    assert "one LIMIT batch is not enough" in message(report, "no_info_left")
+    # One statement, one transaction: the rows it never reached do not count as other batches.
+    assert outcomes(report)["batched"] == base.FAILED
+    assert "All 100,000 renamed rows were written by one transaction" in message(report, "batched")

@@ -227,3 +227,5 @@ def test_db_remove_drops_only_what_the_workbook_made_for_this_learner(server):
     done = run_cli("db", "remove", "--yes", env=learner_env(name))
     assert done.returncode == 0 and name in done.stdout, done.stderr
     assert not marks.of(server, name)[0] and marks.of(server, other)[0]
+    again = run_cli("db", "remove", env=learner_env(name))  # nothing left: says so, and succeeds
+    assert again.returncode == 0 and "Nothing to drop" in again.stdout, again.stdout

@@ -107,10 +107,13 @@ def cmd_db(args) -> int:
         from workbook import templates
 
         names = templates.remove(dry_run=not args.yes)
+        if not names:
+            print("Nothing to drop: the workbook has made no database of yours on this server.")
+            return 0
         if not args.yes:
-            print("Would drop " + (", ".join(names) or "nothing") + ". Add --yes to drop them.")
-            return 1 if names else 0
-        print("Dropped " + (", ".join(names) or "nothing: the workbook had made no database here") + ".")
+            print("Would drop " + ", ".join(names) + ". Add --yes to drop them.")
+            return 1
+        print("Dropped " + ", ".join(names) + ".")
     else:
         print(db.url())
     return 0
@@ -161,6 +164,7 @@ def cmd_progress(args) -> int:
     from workbook.status import PASSED
 
     done = remembered = 0
+    width = max(len(ex.title) for ex in manifest.exercises())
     for ex in manifest.exercises():
         kept = None if args.fresh else verdicts.recall(ex)
         if kept:
@@ -169,7 +173,7 @@ def cmd_progress(args) -> int:
         else:
             status, note = _run_check(ex), ""
         done += status == PASSED
-        print(f"  {MARK[status]} {ex.number} {ex.title:<42} {status}{note}", flush=True)
+        print(f"  {MARK[status]} {ex.number} {ex.title:<{width}}  {status}{note}", flush=True)
     total = len(manifest.exercises())
     print(f"{done} of {total} exercises passed ({100 * done // total} % complete).")
     if remembered:
