@@ -178,6 +178,9 @@ def test_embedded_server_restarts_in_the_same_process(tmp_path, monkeypatch):
         db.forget()
         db.ensure_ready()  # a notebook that ran `workbook db down` and carries on
         assert db.backend().status()["running"] is True
+        with db.admin() as conn:  # a sandbox: no disk flushes, a small write-ahead log
+            assert [conn.execute(f"SHOW {name}").fetchone()[0] for name in ("fsync", "max_wal_size")] \
+                == ["off", "256MB"]
     finally:
         db.backend().stop()
         db.forget()

@@ -100,10 +100,13 @@ class Embedded:
         return info
 
     def _tune(self) -> None:
-        """A sandbox, not a bank: skip the disk flushes that make batched migrations slow here."""
+        """A sandbox, not a bank: skip the disk flushes that make batched migrations slow here,
+        and keep at most about 256 MB of write-ahead log instead of the default 1 GB (the checks
+        rewrite a million rows; measured no slower)."""
         with psycopg.connect(self.conninfo("postgres"), autocommit=True) as conn:
             for name in ("fsync", "synchronous_commit", "full_page_writes"):
                 conn.execute(f"ALTER SYSTEM SET {name} = off")
+            conn.execute("ALTER SYSTEM SET max_wal_size = '256MB'")
             conn.execute("SELECT pg_reload_conf()")
 
     def server_url(self, database: str):
