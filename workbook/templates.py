@@ -76,12 +76,6 @@ def owner_role() -> str | None:
     return _owners[s.database_url]
 
 
-def _set_role() -> str | None:
-    """SET ROLE to the classroom's template owner, if any: run on each connection that builds."""
-    role = owner_role()
-    return f"SET ROLE {q(role)}" if role else None
-
-
 def drop(conn: Connection, name: str) -> None:
     """Drop a database the caller has made sure is the workbook's (ends its sessions)."""
     conn.execute(f"DROP DATABASE IF EXISTS {q(name)} WITH (FORCE)")
@@ -138,9 +132,12 @@ def _build(conn: Connection, revision: str, name: str) -> None:
     building = f"{name}_building"
     parent = None if revision == manifest.baseline() else _ensure_locked(
         conn, manifest.revision_chain(revision)[-1].down_revision)
-    role = _set_role()  # a classroom's template (database and tables) belongs to its learners' group
-    if role:
-        conn.execute(role)
+    # A classroom's template (database and tables) belongs to its learners' group: every
+    # connection that builds it takes that role.
+    owner = owner_role()
+    set_role = f"SET ROLE {q(owner)}" if owner else None
+    if set_role:
+        conn.execute(set_role)
     try:
         _drop_if_ours(conn, building, "template")  # left by a build that was killed
         if parent is None:
@@ -149,7 +146,7 @@ def _build(conn: Connection, revision: str, name: str) -> None:
             clone(conn, parent, building)
         marks.mark(conn, building, "template", revision=revision, fingerprint=fingerprint(revision),
                    by=prefix())
-        _apply(building, revision, seeded=parent is None)
+        _apply(building, revision, seeded=parent is None, set_role=set_role)
         # Complete before it is published: nobody can connect, any CREATEDB role may clone it.
         conn.execute(f"ALTER DATABASE {q(building)} WITH ALLOW_CONNECTIONS false IS_TEMPLATE true")
         conn.execute(f"ALTER DATABASE {q(building)} RENAME TO {q(name)}")
@@ -178,22 +175,21 @@ def _drop_if_ours(conn: Connection, name: str, kind: str) -> None:
         drop(conn, name)
 
 
-def _apply(database: str, revision: str, seeded: bool) -> None:
+def _apply(database: str, revision: str, seeded: bool, set_role: str | None) -> None:
     from workbook import migrate, seed
 
     eng = db.engine(database)
-    role = _set_role()
     try:
         with eng.connect() as c:
-            if role:
-                c.exec_driver_sql(role)
+            if set_role:
+                c.exec_driver_sql(set_role)
             migrate.run(c, "upgrade", revision, ROOT / "solutions")
             if seeded:
                 seed.seed(c, settings().scale)
                 c.commit()
         with eng.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
-            if role:
-                c.exec_driver_sql(role)
+            if set_role:
+                c.exec_driver_sql(set_role)
             c.exec_driver_sql("VACUUM ANALYZE" if seeded else "ANALYZE")
     finally:
         eng.dispose()
