@@ -175,3 +175,38 @@ def test_a_draft_after_the_last_exercise_is_named(tmp_path):
     assert report.status == base.FAILED
     text = report.criteria[0].message
     assert "5c1e2d3f4a6b_draft.py" in text and "after 'ex07_contract'" in text and "Delete" in text
+
+
+def test_a_draft_from_unedited_models_says_why_it_is_empty(stub_track, capsys):
+    text = draft.autogenerate("06", stub_track)
+    assert "op." not in body(text, "upgrade") and "down_revision" in text and "'ex05_constraints'" in text
+    said = capsys.readouterr().out
+    assert "no difference between your models" in said and "models.py first" in said
+
+
+def test_alembic_check_at_exercise_6_with_exercise_7_stubs_after_it(tmp_path, stub_track):
+    """The learner's track: exercise 6 done, exercise 7 still stubs. Alembic's own check needs the
+    database at ex07_contract; draft.check compares it at ex06_autogenerate, where the notebook leaves it."""
+    from alembic import command
+    from alembic.util import CommandError
+
+    from workbook import db, migrate, templates
+
+    track = make_track(tmp_path)
+    for name in ("07_expand.py", "07_contract.py"):
+        (track / "versions" / name).write_text((stub_track / "versions" / name).read_text())
+    with templates.scratch("ex05_constraints") as database:
+        eng = db.engine(database)
+        try:
+            with eng.connect() as conn:
+                migrate.run(conn, "upgrade", "ex06_autogenerate", track)
+                cfg = migrate.alembic_config(track)
+                cfg.attributes["connection"] = conn
+                with pytest.raises(CommandError, match="not up to date"):
+                    command.check(cfg)
+                conn.rollback()
+        finally:
+            eng.dispose()
+        assert draft.check("06", track, database) == "No new upgrade operations detected."
+        unedited = make_track(tmp_path / "unedited", **{"models.py": (stub_track / "models.py").read_text()})
+        assert "remove_column lead.full_name" in draft.check("06", unedited, database)
