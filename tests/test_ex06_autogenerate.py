@@ -92,3 +92,121 @@ def test_drop_and_add_that_runs_names_the_values_lost(tmp_path, drafted):
     assert "names_survive" in only_failures(report)
     text = message(report, "names_survive")
     assert "100,000 of 100,000 leads lost their name" in text and "a drop + add" in text
+
+
+RENAME = ('op.alter_column("lead", "name", new_column_name="full_name", existing_type=sa.Text, '
+          'existing_nullable=False)')
+
+
+def test_rename_by_copying_every_row_is_a_rewrite(tmp_path):
+    """Add full_name, copy the names across, drop name: every value kept, the file kept, every row written."""
+    assert RENAME in SOLUTION
+    report = check(tmp_path, SOLUTION.replace(RENAME, (
+        'op.add_column("lead", sa.Column("full_name", sa.Text, nullable=True))\n'
+        '    op.execute("UPDATE lead SET full_name = name")\n'
+        '    op.alter_column("lead", "full_name", nullable=False, existing_type=sa.Text)\n'
+        '    op.drop_column("lead", "name")')))
+    assert outcomes(report)["names_survive"] == base.PASSED  # every value survives
+    assert "widened_in_place" in only_failures(report)
+    text = message(report, "widened_in_place")
+    assert "100,000 of 100,000 rows" in text and "ctid" in text and "ACCESS EXCLUSIVE" in text
+    assert "new_column_name='full_name'" in text and "catalog" in text
+
+
+def test_python_side_default_leaves_the_database_without_one(tmp_path):
+    """default= in the models and no server default in the revision: `alembic check` is quiet."""
+    company = 'op.alter_column("lead", "company", server_default="unknown", existing_type=sa.Text, existing_nullable=False)'
+    undo = 'op.alter_column("lead", "company", server_default=None, existing_type=sa.Text, existing_nullable=False)'
+    assert company in SOLUTION and undo in SOLUTION
+    track = make_track(tmp_path, **{"06_autogenerate": SOLUTION.replace(company, "pass").replace(undo, "pass")})
+    models_py = track / "models.py"
+    models_py.write_text(models_py.read_text().replace('mapped_column(sa.Text, server_default="unknown")',
+                                                       'mapped_column(sa.Text, default="unknown")'))
+    assert 'default="unknown")' in models_py.read_text()
+    report = base.check("06", track)
+    assert outcomes(report)["models_match"] == base.PASSED  # alembic check finds nothing to say
+    assert "server_default" in only_failures(report)
+    text = message(report, "server_default")
+    assert "no server default" in text and "DEFAULT 'unknown'" in text and "server_default=" in text
+    assert "Python" in text
+
+
+DRAFT = '''"""draft
+
+Revision ID: 5c1e2d3f4a6b
+Revises: ex05_constraints
+"""
+from typing import Sequence, Union
+
+from alembic import op
+import sqlalchemy as sa
+
+revision: str = '5c1e2d3f4a6b'
+down_revision: Union[str, Sequence[str], None] = 'ex05_constraints'
+branch_labels: Union[str, Sequence[str], None] = None
+depends_on: Union[str, Sequence[str], None] = None
+
+
+def upgrade() -> None:
+    op.add_column('lead', sa.Column('full_name', sa.Text(), nullable=False))
+    op.drop_column('lead', 'name')
+
+
+def downgrade() -> None:
+    op.add_column('lead', sa.Column('name', sa.TEXT(), autoincrement=False, nullable=False))
+    op.drop_column('lead', 'full_name')
+'''
+
+
+def test_a_draft_left_beside_the_finished_file_is_named(tmp_path):
+    """Autogenerate's draft, still in versions/ after its operations moved into 06: a second head."""
+    track = make_track(tmp_path, **{"5c1e2d3f4a6b_draft": DRAFT})
+    report = base.check("06", track)
+    assert report.status == base.FAILED
+    text = report.criteria[0].message
+    assert "5c1e2d3f4a6b_draft.py" in text and "Multiple head revisions" in text
+    assert "Delete" in text and "alembic merge heads" in text
+
+
+def test_a_draft_after_the_last_exercise_is_named(tmp_path):
+    """The draft of `alembic upgrade head` through 07's stubs follows ex07_contract: one head, still wrong."""
+    track = make_track(tmp_path, **{"5c1e2d3f4a6b_draft": DRAFT.replace("'ex05_constraints'", "'ex07_contract'")})
+    report = base.check("06", track)
+    assert report.status == base.FAILED
+    text = report.criteria[0].message
+    assert "5c1e2d3f4a6b_draft.py" in text and "after 'ex07_contract'" in text and "Delete" in text
+
+
+def test_a_draft_from_unedited_models_says_why_it_is_empty(stub_track, capsys):
+    text = draft.autogenerate("06", stub_track)
+    assert "op." not in body(text, "upgrade") and "down_revision" in text and "'ex05_constraints'" in text
+    said = capsys.readouterr().out
+    assert "no difference between your models" in said and "models.py first" in said
+
+
+def test_alembic_check_at_exercise_6_with_exercise_7_stubs_after_it(tmp_path, stub_track):
+    """The learner's track: exercise 6 done, exercise 7 still stubs. Alembic's own check needs the
+    database at ex07_contract; draft.check compares it at ex06_autogenerate, where the notebook leaves it."""
+    from alembic import command
+    from alembic.util import CommandError
+
+    from workbook import db, migrate, templates
+
+    track = make_track(tmp_path)
+    for name in ("07_expand.py", "07_contract.py"):
+        (track / "versions" / name).write_text((stub_track / "versions" / name).read_text())
+    with templates.scratch("ex05_constraints") as database:
+        eng = db.engine(database)
+        try:
+            with eng.connect() as conn:
+                migrate.run(conn, "upgrade", "ex06_autogenerate", track)
+                cfg = migrate.alembic_config(track)
+                cfg.attributes["connection"] = conn
+                with pytest.raises(CommandError, match="not up to date"):
+                    command.check(cfg)
+                conn.rollback()
+        finally:
+            eng.dispose()
+        assert draft.check("06", track, database) == "No new upgrade operations detected."
+        unedited = make_track(tmp_path / "unedited", **{"models.py": (stub_track / "models.py").read_text()})
+        assert "remove_column lead.full_name" in draft.check("06", unedited, database)

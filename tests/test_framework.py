@@ -100,3 +100,19 @@ def test_a_stolen_revision_id_blames_the_thief(tmp_path):
     target.write_text(target.read_text().replace('revision = "ex02_column_default"', 'revision = "ex01_add_index"', 1))
     problem = base.check("01", track).criteria[0].message
     assert problem.startswith(f"{track}/versions/02_column_default.py also says revision = 'ex01_add_index'")
+
+
+
+@pytest.mark.parametrize("after", ["ex05_constraints", "ex07_contract"])
+def test_a_stray_draft_is_named_by_every_later_check(tmp_path, after):
+    """Exercise 6's autogenerate draft left in versions/ (a second head, or a revision after the
+    last exercise): exercise 7's check names it before replaying anything."""
+    draft = ('"""draft"""\nfrom alembic import op\nimport sqlalchemy as sa\n\n'
+             f"revision = '5c1e2d3f4a6b'\ndown_revision = {after!r}\n\n\n"
+             "def upgrade():\n    op.drop_column('lead', 'name')\n\n\ndef downgrade():\n    pass\n")
+    track = make_track(tmp_path, **{"5c1e2d3f4a6b_draft": draft})
+    problem = base.preflight(base.manifest.get("07"), track)
+    assert problem and "versions/5c1e2d3f4a6b_draft.py" in problem and f"after {after!r}" in problem
+    assert "Delete" in problem and "not one of the workbook's revisions" in problem
+    if after == "ex05_constraints":
+        assert "Multiple head revisions" in problem and "alembic merge heads" in problem

@@ -294,11 +294,45 @@ def preflight(ex: Exercise, track_dir: Path) -> str | None:
     if found.down_revision != ex.down_revision:
         return (f"{name} says down_revision = {found.down_revision!r}, but this exercise follows "
                 f"{ex.down_revision!r}. Set down_revision = {ex.down_revision!r}.")
+    strangers = _strangers(script)
+    if strangers:
+        return _stranger_problem(strangers, heads, track_dir)
     if len(heads) > 1:
         files = ", ".join(f"{h} ({relative(Path(script.get_revision(h).path))})" for h in sorted(heads))
         return (f"The history has {len(heads)} heads: {files}; expected one. Delete the extra "
                 "revision, or make it follow the last one (or `alembic merge heads`).")
     return None
+
+
+def _strangers(script) -> list:
+    """Revisions in the track's history that are none of the workbook's: a draft left in versions/, say."""
+    ours = {manifest.baseline()} | {p.revision for ex in manifest.exercises() if ex.revision for p in ex.parts()}
+    return sorted((r for r in script.walk_revisions() if r.revision not in ours), key=lambda r: r.path)
+
+
+def _stranger_problem(strangers: list, heads, track_dir: Path) -> str:
+    """Why a revision the workbook does not know breaks the learner's next `alembic upgrade head`.
+
+    Checks replay only up to their own revision, so such a file never fails a replay; the
+    learner's own `alembic upgrade head` meets it (autogenerate's draft, left beside the exercise).
+    """
+    said = "; ".join(f"{relative(Path(r.path))} (revision = {r.revision!r}, after {r.down_revision!r})"
+                     for r in strangers)
+    files = " and ".join(relative(Path(r.path)) for r in strangers)
+    owner = {p.down_revision: relative(p.path(track_dir)) for ex in manifest.exercises() if ex.revision
+             for p in ex.parts()}
+    into = [owner[r.down_revision] for r in strangers if r.down_revision in owner]
+    move = f" (its operations belong in {into[0]})" if into else ""
+    if len(heads) > 1:
+        found = (f"{said} is not one of the workbook's revisions, and the history now has {len(heads)} heads "
+                 f"({', '.join(sorted(heads))}): your next `alembic upgrade head` fails with "
+                 "\"Multiple head revisions are present\".")
+        fix = "or, to keep it, join the heads with `alembic merge heads`."
+    else:
+        found = (f"{said} is not one of the workbook's revisions: your next `alembic upgrade head` runs it "
+                 "after the exercises.")
+        fix = "or move it out of versions/."
+    return f"{found} A draft autogenerate left there? Delete {files}{move}, {fix}"
 
 
 def check(name: str, track_dir: Path | str | None = None, deadline: float | None = None) -> Report:

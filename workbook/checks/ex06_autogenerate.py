@@ -11,8 +11,10 @@ compare with workbook/models.py (metadata_at), which exercise 6 does not change.
 
 Judged on a fresh copy: each lead's name is fingerprinted (by id) before the upgrade and compared
 with full_name after it and with name after the downgrade; lead's relfilenode says whether the
-table was rewritten; alembic's compare_metadata with the track's models says whether `alembic
-check` would find drift.
+table was rewritten whole, and each row's ctid and xmin, recorded beside the fingerprint, whether
+rows were written again one by one (an UPDATE keeps the file); pg_attrdef says whether company
+has its default in the database; alembic's compare_metadata with the track's models says whether
+`alembic check` would find drift.
 """
 from __future__ import annotations
 
@@ -33,8 +35,12 @@ SQUAWK_ACCEPTS = {
 }
 FINGERPRINTS = """
 CREATE SCHEMA IF NOT EXISTS wb_probe;
-CREATE UNLOGGED TABLE wb_probe.names AS SELECT id, hashtextextended(name, 0) AS h FROM lead
+CREATE UNLOGGED TABLE wb_probe.names AS SELECT id, hashtextextended(name, 0) AS h, ctid AS t, xmin::text AS x FROM lead
 """
+# A row version moves (new ctid, new xmin) whenever it is written again; a catalog change moves none.
+REWRITTEN = """
+SELECT count(*) FROM wb_probe.names b JOIN lead l USING (id) WHERE l.ctid <> b.t OR l.xmin::text <> b.x"""
+DEFAULT = "'unknown'::text"  # what pg_get_expr shows for server_default="unknown"
 LOCK_PROBE = ["lead"]  # held by checks.lock_probe while the upgrade runs on its copy
 
 
@@ -45,7 +51,7 @@ def attempted(path) -> bool:
 
 def gather(r: Replay) -> Evidence:
     ev = r.evidence
-    ev.update(after=None, drift=None, lost=None, restored=None)
+    ev.update(after=None, drift=None, lost=None, restored=None, rows_written=None, model_default=None)
     eng = r.engine()
     with eng.connect() as conn:
         phase("fingerprinting every lead's name before the upgrade")
@@ -60,6 +66,9 @@ def gather(r: Replay) -> Evidence:
             ev.after = schema.snapshot(conn)
             ev.filenode_after, ev.attnums_after = filenode(conn), attnums(conn)
             ev.lost = lost(conn, "full_name")
+            ev.rows_written = conn.execute(sa.text(REWRITTEN)).scalar_one()
+            conn.rollback()
+            ev.model_default = python_default(r)
             ev.drift = drift(conn, r)
             r.round_trip(conn, downgrade=lambda: downgrade(r, conn))
     eng.dispose()
@@ -73,6 +82,14 @@ def downgrade(r: Replay, conn):
     if step.ok:
         r.evidence.restored = lost(conn, "name")
     return step
+
+
+def python_default(r: Replay) -> str | None:
+    """The Python-side default= the track's models give lead.company, if any: SQLAlchemy's, not the database's."""
+    lead = models.track_metadata(r.track_dir).tables.get("lead")
+    column = lead.columns.get("company") if lead is not None else None
+    arg = getattr(getattr(column, "default", None), "arg", None)
+    return repr(arg) if arg is not None and not callable(arg) else None
 
 
 def filenode(conn) -> int:
@@ -167,15 +184,19 @@ def names_survive(ev: Evidence) -> str:
                    f"{ev.attnums_before['name']}): a drop + add, as autogenerate writes a rename.")
         raise Incorrect(f"{ev.lost:,} of {ev.names:,} leads lost their name in the upgrade.{how} Expected every "
                         "value kept: op.alter_column('lead', 'name', new_column_name='full_name', existing_type=sa.Text).")
+    if ev.attnums_after.get("full_name") != ev.attnums_before.get("name"):  # copied, not renamed
+        return f"All {ev.names:,} names are in lead.full_name, row by row (copied into a new column)."
     return f"All {ev.names:,} names are in lead.full_name, row by row: a rename, not a drop and an add."
 
 
-@criterion("widened_in_place", "lead.email is varchar(512) and lead was not rewritten (relfilenode unchanged).")
+@criterion("widened_in_place", "lead.email is varchar(512), and no row of lead was written again "
+                               "(relfilenode, and every row's ctid and xmin, unchanged).")
 def widened_in_place(ev: Evidence) -> str:
-    """Assert that the widening changed the catalog only, so lead was never copied under ACCESS EXCLUSIVE.
+    """Assert that the upgrade changed the catalog only, so no row of lead was written under ACCESS EXCLUSIVE.
 
     A larger varchar needs no row checked or rewritten. Other type changes (text to varchar(n),
-    varchar to integer) make PostgreSQL rewrite every row while it holds the lock.
+    varchar to integer) make PostgreSQL rewrite the whole table (a new relfilenode) while it holds
+    the lock; an UPDATE writes every row again in the same file, which only ctid and xmin show.
     """
     ev.require("upgrade")
     if ev.filenode_after != ev.filenode_before:
@@ -187,11 +208,50 @@ def widened_in_place(ev: Evidence) -> str:
                  " A type change other than a wider varchar makes PostgreSQL rewrite every row.")
         raise Incorrect(f"The upgrade rewrote lead: its relfilenode changed from {ev.filenode_before} to "
                         f"{ev.filenode_after}.{cause}")
+    if ev.rows_written:
+        raise Incorrect(_rows_written(ev))
     email = _lead_column(ev.after, "email") or "no column"
     if not email.startswith("character varying(512)"):
         raise Incorrect(f"lead.email is {email} after the upgrade; expected character varying(512): "
                         "op.alter_column('lead', 'email', type_=sa.String(512), existing_type=sa.String(320)).")
-    return f"lead.email is varchar(512) and lead kept relfilenode {ev.filenode_before}: a catalog change only."
+    return (f"lead.email is varchar(512), lead kept relfilenode {ev.filenode_before} and every row its ctid and "
+            "xmin: a catalog change only.")
+
+
+def _rows_written(ev: Evidence) -> str:
+    was, now = ev.attnums_before.get("name"), ev.attnums_after.get("full_name")
+    how = (f" full_name is a new column (attnum {now}; name was {was}) filled by copying every name: a rename "
+           "done by hand as ADD COLUMN, UPDATE, DROP COLUMN, and the UPDATE wrote each row again while "
+           "ADD COLUMN's ACCESS EXCLUSIVE lock on lead was held (until Alembic's transaction commits, no "
+           "query can read or write lead)." if now is not None and now != was else
+           " Something in the upgrade wrote every row again (an UPDATE?), under the ACCESS EXCLUSIVE lock "
+           "its ALTERs took.")
+    return (f"The upgrade wrote {ev.rows_written:,} of {ev.names:,} rows of lead again: their ctid and xmin "
+            f"changed since the probe taken before the upgrade, though the relfilenode stayed "
+            f"{ev.filenode_before}.{how} Expected a catalog-only rename, which touches no row: "
+            "op.alter_column('lead', 'name', new_column_name='full_name', existing_type=sa.Text).")
+
+
+@criterion("server_default", "lead.company has DEFAULT 'unknown' in the database after the upgrade (pg_attrdef).")
+def server_default(ev: Evidence) -> str:
+    """Assert that the default lives in the database, where every client's INSERT gets it.
+
+    A Python-side default= in the models is filled in by SQLAlchemy on the inserts it makes; the
+    database never hears of it, and `alembic check` has nothing to compare, so it stays quiet.
+    """
+    ev.require("upgrade")
+    column = _lead_column(ev.after, "company") or ""
+    found = column.partition(" DEFAULT ")[2]
+    if found == DEFAULT:
+        return f"lead.company has DEFAULT {DEFAULT} in the database."
+    said = f"DEFAULT {found}" if found else "no server default"
+    why = (f" Your models give company a Python-side default={ev.model_default}: SQLAlchemy fills it in on "
+           "the INSERTs it makes, the database never sees it, and `alembic check` has nothing to compare, "
+           "so it stays quiet." if ev.model_default and not found else "")
+    raise Incorrect(f"After the upgrade lead.company has {said} in the database (pg_attrdef); expected DEFAULT "
+                  f"'unknown', so every INSERT, from any client, gets it.{why} Use server_default='unknown' in "
+                  "models.py and op.alter_column('lead', 'company', server_default='unknown', "
+                  "existing_type=sa.Text) in the revision.")
 
 
 @criterion("models_match", "At the new head `alembic check` finds no drift between the track's models and the database.")
@@ -235,5 +295,5 @@ def names_restored(ev: Evidence) -> str:
     return f"After the downgrade all {ev.names:,} names are back in lead.name, row by row."
 
 
-CRITERIA = [names_survive, widened_in_place, models_match, downgrade_restores, names_restored,
+CRITERIA = [names_survive, widened_in_place, server_default, models_match, downgrade_restores, names_restored,
             common.upgrade_again, common.lock_timeout, common.squawk(SQUAWK_ACCEPTS)]
