@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from conftest import make_track, revision, run_cli
 from test_browser import ARGS, CHROMIUM, _need_browser
-from workbook import marks
+from workbook import manifest, marks
 from workbook.manifest import ROOT
 
 SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
@@ -136,6 +136,47 @@ def test_a_learner_resets_and_checks_in_its_own_database(server, learners, tmp_p
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             c.execute("INSERT INTO results (learner, exercise, status) VALUES (%s, '01', 'passed')",
                       (grace["role"],))
+
+
+def test_a_learner_can_neither_connect_to_alter_nor_drop_a_template(server, learners):
+    """The templates every learner clones belong to a role no learner is a member of; the tables
+    in a learner's copy belong to the learners' group, so the learner may still alter them."""
+    ada = learners[0]
+    shared = [d for (d,) in server.execute(
+        "SELECT datname FROM pg_database WHERE datistemplate AND pg_get_userbyid(datdba) = %s",
+        (f"{CLASS}_templates",))]
+    assert len(shared) == len({ex.start for ex in manifest.exercises()})
+    with connect(ada["DATABASE_URL"]) as c:
+        for name in shared:
+            for sql in (f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true',
+                        f'ALTER DATABASE "{name}" IS_TEMPLATE false',
+                        f'ALTER DATABASE "{name}" RENAME TO "{name}_x"',
+                        f'COMMENT ON DATABASE "{name}" IS NULL',
+                        f'DROP DATABASE "{name}"'):
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    c.execute(sql)
+            with pytest.raises(psycopg.OperationalError):
+                connect(ada["DATABASE_URL"], name)
+        assert c.execute("SELECT tableowner FROM pg_tables WHERE tablename = 'finding'").fetchone()[0] \
+            == f"{CLASS}_learners"
+        c.execute("ALTER TABLE finding ADD COLUMN probe int")
+        c.execute("ALTER TABLE finding DROP COLUMN probe")
+    assert server.execute("SELECT count(*) FROM pg_database WHERE datname = ANY(%s) AND datistemplate "
+                          "AND NOT datallowconn", (shared,)).fetchone()[0] == len(shared)
+
+
+def test_a_learner_without_the_class_template_builds_one_of_its_own(server, learners):
+    """Another scale than the instructor's: the learner cannot build a shared template (it may not
+    act as the templates' owner), so it builds its own, which nobody else's lookup finds."""
+    edsger = learners[2]
+    proc = run_cli("reset", "01", env=learner_env(edsger["DATABASE_URL"], WORKBOOK_SCALE="0.011"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    own = [d for (d,) in server.execute("SELECT datname FROM pg_database WHERE datistemplate "
+                                        "AND pg_get_userbyid(datdba) = %s", (edsger["role"],))]
+    assert len(own) == 1 and marks.of(server, own[0])[1]["by"] == marks.learner_key(edsger["database"])
+    with connect(edsger["DATABASE_URL"]) as c:
+        assert c.execute("SELECT tableowner FROM pg_tables WHERE tablename = 'finding'").fetchone()[0] \
+            == edsger["role"]
 
 
 def test_a_learners_scratch_copy_is_private_too(learners, monkeypatch):

@@ -3,8 +3,12 @@
 The instructor's DATABASE_URL (WORKBOOK_DB=url, a role with CREATEROLE and CREATEDB, usually a
 superuser) names the class: its database becomes the room, and every name the class gets starts
 with it. `create` makes
-- a group role ROOM_learners (NOLOGIN, CREATEDB) that owns the class's templates, so a learner,
-  a member, may alter the tables in its own copies;
+- a role ROOM_templates (NOLOGIN, CREATEDB) that owns the class's template databases, and that
+  no learner is a member of: a learner may clone a template, but not connect to it, alter it or
+  drop it;
+- a group role ROOM_learners (NOLOGIN) that every learner is a member of and that owns the tables
+  in those templates, so a learner may alter the tables in its own copies (a copy keeps the
+  owners its template's tables had);
 - the room database: one results table, row-level security so each learner inserts and reads
   only its own rows; only the group may connect, and the instructor reads everything;
 - per learner a LOGIN role with a generated password and CREATEDB (for scratch copies), and a
@@ -65,6 +69,10 @@ def group(name: str) -> str:
     return f"{name}_learners"
 
 
+def templates_role(name: str) -> str:
+    return f"{name}_templates"
+
+
 def seats(count: int | None, names_file: str | None) -> list[tuple[str, str]]:
     """(display name, seat) pairs: seat is the suffix of the learner's role and database."""
     if names_file:
@@ -81,6 +89,7 @@ def seats(count: int | None, names_file: str | None) -> list[tuple[str, str]]:
 def create(count: int | None, names_file: str | None, csv_path: str | None) -> list[dict]:
     name, members = room(), seats(count, names_file)
     grp = group(name)
+    owners = {"template_owner": templates_role(name), "table_owner": grp}
     out = Path(csv_path or f"{name}-learners.csv")
     if out.exists():
         raise WorkbookError(f"{out} already exists; it may hold another class's passwords. Move it, "
@@ -89,9 +98,10 @@ def create(count: int | None, names_file: str | None, csv_path: str | None) -> l
         if marks.of(conn, name)[0]:
             raise WorkbookError(f"The database {name} already exists, so this class was created before "
                                 "(or the name is taken). `workbook classroom remove --yes` removes a class.")
-        conn.execute(f"CREATE ROLE {q(grp)} NOLOGIN CREATEDB")
+        conn.execute(f"CREATE ROLE {q(grp)} NOLOGIN")
+        conn.execute(f"CREATE ROLE {q(templates_role(name))} NOLOGIN CREATEDB")
         conn.execute(f"CREATE DATABASE {q(name)}")
-        marks.mark(conn, name, "room", classroom=name, template_owner=grp)
+        marks.mark(conn, name, "room", classroom=name, **owners)
         marks.private(conn, name)
         conn.execute(f"GRANT CONNECT ON DATABASE {q(name)} TO {q(grp)}")
     eng = db.engine(name)
@@ -112,7 +122,7 @@ def create(count: int | None, names_file: str | None, csv_path: str | None) -> l
             conn.execute(f"CREATE ROLE {q(role)} LOGIN CREATEDB PASSWORD '{password}' IN ROLE {q(grp)}")
             conn.execute(f"CREATE DATABASE {q(role)} OWNER {q(role)} TEMPLATE {q(first)} STRATEGY FILE_COPY")
             marks.mark(conn, role, "learner", key=marks.learner_key(role), classroom=name, name=display,
-                       template_owner=grp)
+                       **owners)
             marks.private(conn, role)
             url = base_url.set(drivername="postgresql", username=role, password=password, database=role)
             learners.append({"name": display, "role": role, "database": role,
@@ -128,8 +138,9 @@ def create(count: int | None, names_file: str | None, csv_path: str | None) -> l
 def _made(conn: Connection, name: str) -> tuple[list[str], list[str]]:
     """(databases, roles) this class's create made, or its learners made since: all marked."""
     roles = [r for (r,) in conn.execute(
-        "SELECT rolname FROM pg_roles WHERE rolname = %(g)s OR pg_has_role(rolname, %(g)s, 'MEMBER') "
-        "AND rolname <> current_user AND NOT rolsuper ORDER BY rolname = %(g)s, rolname", {"g": group(name)})]
+        "SELECT rolname FROM pg_roles WHERE rolname IN (%(g)s, %(t)s) OR pg_has_role(rolname, %(g)s, 'MEMBER') "
+        "AND rolname <> current_user AND NOT rolsuper ORDER BY rolname IN (%(g)s, %(t)s), rolname",
+        {"g": group(name), "t": templates_role(name)})]
     owners = dict(conn.execute("SELECT datname, pg_get_userbyid(datdba) FROM pg_database").fetchall())
     keys = {marks.learner_key(r) for r in roles} | {marks.learner_key(name)}
     dbs = []
