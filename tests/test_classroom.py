@@ -197,6 +197,26 @@ def test_a_learners_scratch_copy_is_private_too(learners, monkeypatch):
         db.forget()
 
 
+MARKUP = "<img src=x onerror=alert(1)><b>bold</b>"
+
+
+def test_the_room_refuses_rows_it_does_not_know(learners):
+    """A learner's role writes in the room with any client: the table itself refuses what the
+    workbook would never record, and takes only four columns of a row."""
+    ada = learners[0]
+    with connect(ada["DATABASE_URL"], CLASS) as c:
+        insert = "INSERT INTO results (exercise, status, criterion, message) VALUES (%s, %s, %s, %s)"
+        for row in (("01", "<img src=x onerror=alert(1)>", None, None),  # a status it does not know
+                    ("99", "passed", None, None),                            # nor an exercise
+                    ("01", "failed", "<b>x</b>", None),                      # a criterion is an id
+                    ("01", "failed", "probe", "x" * 501)):                   # a message is bounded
+            with pytest.raises(psycopg.errors.CheckViolation):
+                c.execute(insert, row)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            c.execute("INSERT INTO results (exercise, status, at) VALUES ('01', 'passed', now() + '1 day')")
+        c.execute(insert, ("02", "failed", "probe", MARKUP))  # shown as text on the page, below
+
+
 def test_status_shows_passed_failing_and_not_attempted(learners):
     proc = run_cli("classroom", "status", "--json", env=admin_env())
     assert proc.returncode == 0, proc.stderr
@@ -243,6 +263,9 @@ def test_the_room_page_in_chromium(learners, tmp_path):
                 grace = page.locator("tr", has_text="Grace Hopper")
                 expect(grace.locator("td.stuck")).to_contain_text("writers_not_blocked")
                 expect(page.locator("tr", has_text="Ada Lovelace").locator("td.passed")).to_have_count(1)
+                cell = page.locator("tr", has_text="Ada Lovelace").locator("td.failed")
+                expect(cell).to_have_attribute("title", MARKUP)  # the learner's text, as text
+                expect(page.locator("#room img, #room b")).to_have_count(0)
                 content = page.content()
                 for row in learners:
                     assert sa.engine.make_url(row["DATABASE_URL"]).password not in content

@@ -33,23 +33,37 @@ from workbook import db, manifest, marks, templates
 from workbook.config import settings
 from workbook.errors import WorkbookError
 from workbook.marks import q
+from workbook.status import ERROR, FAILED, NOT_ATTEMPTED, PASSED
 
+# What a learner may write is bounded here, by the server: its own rows only (row-level
+# security), four columns, the statuses and exercises the workbook knows, an id-shaped
+# criterion and a bounded message. The page escapes all of it anyway.
 ROOM_SQL = """
 CREATE TABLE results (
     id bigserial PRIMARY KEY,
     learner name NOT NULL DEFAULT current_user,
-    exercise text NOT NULL,
-    status text NOT NULL,
-    criterion text,
-    message text,
+    exercise text NOT NULL CHECK (exercise IN ({exercises})),
+    status text NOT NULL CHECK (status IN ({statuses})),
+    criterion text CHECK (criterion ~ '^[a-z][a-z0-9_]{{0,62}}$'),
+    message text CHECK (length(message) <= {message_max}),
     at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX results_learner_at ON results (learner, at);
 ALTER TABLE results ENABLE ROW LEVEL SECURITY;
 CREATE POLICY own_rows ON results USING (learner = current_user) WITH CHECK (learner = current_user);
-GRANT SELECT, INSERT ON results TO {group};
+GRANT SELECT ON results TO {group};
+GRANT INSERT (exercise, status, criterion, message) ON results TO {group};
 GRANT USAGE ON SEQUENCE results_id_seq TO {group};
 """
+MESSAGE_MAX = 500
+
+
+def room_sql(grp: str) -> str:
+    def listed(values) -> str:
+        return ", ".join(marks.literal(v) for v in values)
+    return ROOM_SQL.format(group=q(grp), message_max=MESSAGE_MAX,
+                           exercises=listed(ex.number for ex in manifest.exercises()),
+                           statuses=listed((PASSED, FAILED, NOT_ATTEMPTED, ERROR)))
 
 
 def room() -> str:
@@ -106,7 +120,7 @@ def create(count: int | None, names_file: str | None, csv_path: str | None) -> l
         conn.execute(f"GRANT CONNECT ON DATABASE {q(name)} TO {q(grp)}")
     eng = db.engine(name)
     with eng.begin() as c:
-        c.exec_driver_sql(ROOM_SQL.format(group=q(grp)))
+        c.exec_driver_sql(room_sql(grp))
     eng.dispose()
     templates._owners.clear()  # the room's mark now names the template owner
     first = None
@@ -205,7 +219,7 @@ def record(report) -> None:
                                   "VALUES (:e, :s, :c, :m)"),
                           {"e": report.exercise[:2], "s": report.status,
                            "c": failed[0].id if failed else None,
-                           "m": (failed[0].message if failed else "")[:500]})
+                           "m": (failed[0].message if failed else "")[:MESSAGE_MAX]})
         finally:
             eng.dispose()
     except Exception:  # noqa: BLE001  (recording is a courtesy to the instructor, never a failure)

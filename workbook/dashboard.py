@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from workbook import classroom, db, manifest, marks
 from workbook.status import NOT_ATTEMPTED, PASSED
 
+CLASSES = {"passed": "passed", "failed": "failed", "not attempted": "not-attempted", "error": "error"}
 SHORT = {"passed": "✓ passed", "failed": "✗ failing", "not attempted": "· not attempted", "error": "! error"}
 
 
@@ -92,10 +93,11 @@ def as_html(t: dict, stuck_minutes: float, refresh: int = 10) -> str:
             c = row["exercises"][n]
             stuck = c["status"] != PASSED and c["minutes"] is not None and c["minutes"] >= stuck_minutes \
                 and c["status"] != NOT_ATTEMPTED
-            label = SHORT.get(c["status"], c["status"])
+            # Everything in a cell came from a learner's role: escaped, and the class is ours.
+            label = html.escape(SHORT.get(c["status"], c["status"]))
             detail = f"<br><small>{html.escape(c['criterion'])}</small>" if c["criterion"] else ""
             since = f"<br><small>for {c['minutes']:.0f} min</small>" if stuck else ""
-            cls = c["status"].replace(" ", "-") + (" stuck" if stuck else "")
+            cls = CLASSES.get(c["status"], "unknown") + (" stuck" if stuck else "")
             tds.append(f"<td class='{cls}' title='{html.escape(c['message'] or '')}'>{label}{detail}{since}</td>")
         body.append(f"<tr><th class=name>{html.escape(row['learner'])}</th>{''.join(tds)}"
                     f"<td>{_when(row['last_check'])}</td></tr>")
