@@ -1,7 +1,10 @@
 """A workshop on the PostgreSQL on 127.0.0.1:5432: three learners, each in its own database, unable
 to reach the others', their checks recorded where only the instructor reads them all, a room page
 in a real Chromium, and a remove that drops what create made and nothing else."""
+import base64
 import csv
+import hashlib
+import hmac
 import json
 import os
 import re
@@ -87,9 +90,97 @@ def learners(server, tmp_path_factory):
     with out.open() as f:
         rows = list(csv.DictReader(f))
     assert [r["name"] for r in rows] == ["Ada Lovelace", "Grace Hopper", "Edsger Dijkstra"]
-    for row in rows:
-        assert row["DATABASE_URL"] in proc.stdout
+    assert str(out) in proc.stdout
+    for row in rows:  # the terminal may be on the projector: names, never a password
+        assert row["name"] in proc.stdout and password(row) not in proc.stdout + proc.stderr
+        assert scram_matches(verifier(server, row["role"]), password(row))
     return rows
+
+
+def password(row: dict) -> str:
+    return sa.engine.make_url(row["DATABASE_URL"]).password
+
+
+def verifier(conn, role: str) -> str:
+    return conn.execute("SELECT rolpassword FROM pg_authid WHERE rolname = %s", (role,)).fetchone()[0]
+
+
+def scram_matches(stored: str, password: str) -> bool:
+    """The server's SCRAM-SHA-256 verifier was made from this password (RFC 5802's keys)."""
+    method, iterations_salt, keys = stored.split("$")
+    iterations, salt = iterations_salt.split(":")
+    stored_key, server_key = keys.split(":")
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), base64.b64decode(salt), int(iterations))
+    client_key = hmac.new(salted, b"Client Key", "sha256").digest()
+    return method == "SCRAM-SHA-256" and \
+        base64.b64encode(hashlib.sha256(client_key).digest()).decode() == stored_key and \
+        base64.b64encode(hmac.new(salted, b"Server Key", "sha256").digest()).decode() == server_key
+
+
+def test_a_password_reaches_the_server_only_as_a_scram_verifier(server, tmp_path):
+    """What the server may log (log_statement = ddl) is what was sent: libpq's trace of it."""
+    from workbook import classroom
+
+    role, secret = f"{TAG}_probe", "not-in-any-log-" + os.urandom(6).hex()
+    trace = tmp_path / "sent.trace"
+    with connect(f"{SERVER}/postgres") as conn, trace.open("w") as f:
+        conn.pgconn.trace(f.fileno())
+        try:
+            classroom.login_role(conn, role, secret, "pg_monitor")
+        finally:
+            conn.pgconn.untrace()
+    try:
+        sent = trace.read_text()
+        assert "CREATE ROLE" in sent and "SCRAM-SHA-256$" in sent and secret not in sent
+        assert scram_matches(verifier(server, role), secret)
+    finally:
+        server.execute(f'DROP ROLE "{role}"')
+
+
+def test_create_refuses_an_empty_names_file_and_a_reserved_name_before_building(server, tmp_path):
+    cls = f"{TAG}_refused"
+    out = tmp_path / "learners.csv"
+    for text, said in (("\n  \n", "holds no names"), ("Ada\nLearners\n", "'Learners'"),
+                       ("Templates\n", "'Templates'")):
+        names = tmp_path / "names.txt"
+        names.write_text(text)
+        proc = run_cli("classroom", "create", "--names", str(names), "--csv", str(out),
+                       env=admin_env(DATABASE_URL=f"postgresql://postgres@127.0.0.1:5432/{cls}"))
+        assert proc.returncode == 2 and said in proc.stderr and "othing was made" in proc.stderr, proc.stderr
+        assert leftovers(server, cls) == ([], []) and not out.exists()
+
+
+def test_a_create_cut_short_keeps_the_passwords_it_set_and_remove_deletes_its_csv(server, tmp_path):
+    """A role of someone else's stops the second learner: the first learner's row is in the CSV
+    (written where create runs, by default), and remove deletes that CSV with the class."""
+    cls = f"{TAG}_cut"
+    env = admin_env(DATABASE_URL=f"postgresql://postgres@127.0.0.1:5432/{cls}")
+    server.execute(f'CREATE ROLE "{cls}_two"')
+    try:
+        (tmp_path / "names.txt").write_text("One\nTwo\nThree\n")
+        proc = subprocess.run([sys.executable, "-m", "workbook", "classroom", "create", "--names", "names.txt"],
+                              cwd=tmp_path, env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
+                              capture_output=True, text=True, timeout=300)
+        out = tmp_path / f"{cls}-learners.csv"
+        assert proc.returncode == 2 and f"'Two'" in proc.stderr and str(out) in proc.stderr \
+            and "remove --yes" in proc.stderr, proc.stdout + proc.stderr
+        assert stat.S_IMODE(out.stat().st_mode) == 0o600
+        with out.open() as f:
+            rows = list(csv.DictReader(f))
+        assert [r["name"] for r in rows] == ["One"]
+        assert scram_matches(verifier(server, rows[0]["role"]), password(rows[0]))
+        gone = run_cli("classroom", "remove", "--yes", env=env)  # from elsewhere: the mark knows the CSV
+        assert gone.returncode == 0 and str(out) in gone.stdout, gone.stdout + gone.stderr
+        assert not out.exists()
+        assert leftovers(server, cls) == ([], [f"{cls}_two"])  # someone else's role stays
+    finally:
+        drop_leftovers(server, cls)
+
+
+def test_the_default_csv_is_ignored_by_git():
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    assert subprocess.run(["git", "check-ignore", "-q", "ws2026-learners.csv"], cwd=ROOT).returncode == 0
 
 
 def connect(url: str, database: str | None = None):

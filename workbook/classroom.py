@@ -22,6 +22,7 @@ import csv
 import os
 import re
 import secrets
+import sys
 from pathlib import Path
 
 import psycopg
@@ -87,27 +88,49 @@ def templates_role(name: str) -> str:
     return f"{name}_templates"
 
 
+CSV_FIELDS = ["name", "role", "database", "DATABASE_URL"]
+RESERVED = ("learners", "templates")  # the class's own roles are CLASS_learners, CLASS_templates
+
+
 def seats(count: int | None, names_file: str | None) -> list[tuple[str, str]]:
     """(display name, seat) pairs: seat is the suffix of the learner's role and database."""
     if names_file:
         names = [line.strip() for line in Path(names_file).read_text().splitlines() if line.strip()]
+        if not names:
+            raise WorkbookError(f"{names_file} holds no names (one learner's name a line); nothing was made.")
         slugs = [re.sub(r"[^a-z0-9]+", "_", n.lower()).strip("_")[:20] or "learner" for n in names]
         if len(set(slugs)) != len(slugs):
             raise WorkbookError(f"Two names in {names_file} give the same role name; make them differ.")
+        for display, slug in zip(names, slugs):
+            if slug in RESERVED:
+                raise WorkbookError(f"The name {display!r} in {names_file} would give the role CLASS_{slug}, "
+                                    "which is the class's own; write it another way (a surname, say). "
+                                    "Nothing was made.")
         return list(zip(names, slugs))
     if not count or count < 1:
         raise WorkbookError("Say how many learners: --learners 30, or --names FILE (one name a line).")
     return [(f"learner {i:02d}", f"{i:02d}") for i in range(1, count + 1)]
 
 
-def create(count: int | None, names_file: str | None, csv_path: str | None) -> list[dict]:
+def login_role(conn: Connection, role: str, password: str, grp: str) -> None:
+    """The statement carries a SCRAM verifier, never the password: a server that logs its DDL
+    (log_statement = ddl) keeps no learner's password."""
+    verifier = conn.pgconn.encrypt_password(password.encode(), role.encode(), b"scram-sha-256").decode()
+    conn.execute(f"CREATE ROLE {q(role)} LOGIN CREATEDB PASSWORD {marks.literal(verifier)} IN ROLE {q(grp)}")
+
+
+def create(count: int | None, names_file: str | None, csv_path: str | None) -> tuple[list[dict], Path]:
+    """Make the class; each learner's row goes into the CSV (mode 0600) as soon as its role exists,
+    so a create cut short keeps every password it set. Returns the rows and the CSV's path."""
     name, members = room(), seats(count, names_file)
     grp = group(name)
     owners = {"template_owner": templates_role(name), "table_owner": grp}
-    out = Path(csv_path or f"{name}-learners.csv")
+    out = Path(csv_path or f"{name}-learners.csv").absolute()
     if out.exists():
         raise WorkbookError(f"{out} already exists; it may hold another class's passwords. Move it, "
                             "or name another file with --csv.")
+    # remove deletes the CSV when create chose where it went (it has no other use afterwards).
+    wrote = {} if csv_path else {"csv": str(out)}
     with db.admin() as conn:
         if marks.of(conn, name)[0]:
             raise WorkbookError(f"The database {name} already exists, so this class was created before "
@@ -115,7 +138,7 @@ def create(count: int | None, names_file: str | None, csv_path: str | None) -> l
         conn.execute(f"CREATE ROLE {q(grp)} NOLOGIN")
         conn.execute(f"CREATE ROLE {q(templates_role(name))} NOLOGIN CREATEDB")
         conn.execute(f"CREATE DATABASE {q(name)}")
-        marks.mark(conn, name, "room", classroom=name, **owners)
+        marks.mark(conn, name, "room", classroom=name, **owners, **wrote)
         marks.private(conn, name)
         conn.execute(f"GRANT CONNECT ON DATABASE {q(name)} TO {q(grp)}")
     eng = db.engine(name)
@@ -128,25 +151,35 @@ def create(count: int | None, names_file: str | None, csv_path: str | None) -> l
         tpl = templates.ensure_template(ex.start)
         first = first or tpl
     base_url = db.ensure_ready().server_url(name)
-    learners = []
-    with db.admin() as conn:
-        for display, seat in members:
-            role = f"{name}_{seat}"
-            password = secrets.token_urlsafe(18)  # letters, digits, - and _: safe in SQL and URLs
-            conn.execute(f"CREATE ROLE {q(role)} LOGIN CREATEDB PASSWORD '{password}' IN ROLE {q(grp)}")
-            conn.execute(f"CREATE DATABASE {q(role)} OWNER {q(role)} TEMPLATE {q(first)} STRATEGY FILE_COPY")
-            marks.mark(conn, role, "learner", key=marks.learner_key(role), classroom=name, name=display,
-                       **owners)
-            marks.private(conn, role)
-            url = base_url.set(drivername="postgresql", username=role, password=password, database=role)
-            learners.append({"name": display, "role": role, "database": role,
-                             "DATABASE_URL": url.render_as_string(hide_password=False)})
+    learners: list[dict] = []
     fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # passwords: the instructor's eyes only
-    with os.fdopen(fd, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(learners[0]), lineterminator="\n")
+    with os.fdopen(fd, "w", newline="") as f, db.admin() as conn:
+        writer = csv.DictWriter(f, fieldnames=CSV_FIELDS, lineterminator="\n")
         writer.writeheader()
-        writer.writerows(learners)
-    return learners
+        strategy = " STRATEGY FILE_COPY" if conn.info.server_version >= 150000 else ""
+        display = ""
+        try:
+            for display, seat in members:
+                role = f"{name}_{seat}"
+                password = secrets.token_urlsafe(18)  # letters, digits, - and _: safe in URLs
+                login_role(conn, role, password, grp)
+                url = base_url.set(drivername="postgresql", username=role, password=password, database=role)
+                learners.append({"name": display, "role": role, "database": role,
+                                 "DATABASE_URL": url.render_as_string(hide_password=False)})
+                writer.writerow(learners[-1])
+                f.flush()
+                conn.execute(f"CREATE DATABASE {q(role)} OWNER {q(role)} TEMPLATE {q(first)}{strategy}")
+                marks.mark(conn, role, "learner", key=marks.learner_key(role), classroom=name, name=display,
+                           **owners)
+                marks.private(conn, role)
+        except (Exception, KeyboardInterrupt) as exc:
+            made = (f"{len(learners)} of {len(members)} learners' roles were made; their URLs are in {out}. "
+                    "`workbook classroom remove --yes` removes the class, to create it again.")
+            if isinstance(exc, KeyboardInterrupt):
+                print(made, file=sys.stderr)
+                raise
+            raise WorkbookError(f"Stopped at the learner {display!r}: {db.first_line(exc)}. {made}") from None
+    return learners, out
 
 
 def _made(conn: Connection, name: str) -> tuple[list[str], list[str]]:
@@ -169,10 +202,14 @@ def _made(conn: Connection, name: str) -> tuple[list[str], list[str]]:
     return sorted(dbs), roles
 
 
-def remove(yes: bool) -> tuple[list[str], list[str]]:
+def remove(yes: bool) -> tuple[list[str], list[str], str | None]:
+    """Drop what create made; and the CSV, when create chose where it went. Returns the
+    databases, the roles and that CSV (None when there is none to delete)."""
     name = room()
     with db.admin() as conn:
         dbs, roles = _made(conn, name)
+        m = marks.of(conn, name)[1] or {}
+        written = m.get("csv") if m.get("kind") == "room" and _ours(m.get("csv"), name) else None
         if yes:
             for d in dbs:
                 conn.execute(f"ALTER DATABASE {q(d)} IS_TEMPLATE false")
@@ -185,7 +222,19 @@ def remove(yes: bool) -> tuple[list[str], list[str]]:
                         f"Dropped the class's databases, but not the role {r}: {db.first_line(exc)}. "
                         "That is something the workbook did not make, so it is left alone: drop it "
                         f"or REASSIGN OWNED BY {r} TO another role, then run remove again.") from None
-    return dbs, roles
+            if written:
+                os.unlink(written)
+    return dbs, roles, written
+
+
+def _ours(path: str | None, name: str) -> bool:
+    """The CSV create wrote for this class: its header, and only this class's roles."""
+    try:
+        with open(path or "", newline="") as f:
+            rows = list(csv.reader(f))
+    except OSError:
+        return False
+    return bool(rows) and rows[0] == CSV_FIELDS and all(r[1].startswith(f"{name}_") for r in rows[1:])
 
 
 # --- the learner's side: record a verdict in the room ---------------------------------------
