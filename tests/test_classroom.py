@@ -5,6 +5,7 @@ import base64
 import csv
 import hashlib
 import hmac
+import http.client
 import json
 import os
 import re
@@ -328,6 +329,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _get(port: int, path: str, cookie: str | None = None):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", path, headers={"Cookie": cookie} if cookie else {})
+    response = conn.getresponse()
+    response.read()
+    conn.close()
+    return response
+
+
 def test_the_room_page_in_chromium(learners, tmp_path):
     _need_browser()
     from playwright.sync_api import expect, sync_playwright
@@ -345,11 +355,24 @@ def test_the_room_page_in_chromium(learners, tmp_path):
             urllib.request.urlopen(base, timeout=5)
         with pytest.raises(urllib.error.HTTPError, match="403"):
             urllib.request.urlopen(f"{base}?token=wrong", timeout=5)
+        port = int(base.rsplit(":", 1)[1].strip("/"))
+        assert _get(port, "/?token=%C3%A9%E2%82%AC").status == 403  # non-ASCII: refused, not a crash
+        assert _get(port, "/", cookie="workbook_room=\u00e9t\u00e9".encode().decode("latin-1")).status == 403
+        first = _get(port, f"/?token={token}")  # the token is traded for a cookie, and leaves the URL
+        assert first.status == 303 and first.getheader("Location") == "/"
+        cookie = first.getheader("Set-Cookie")
+        assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+        assert _get(port, "/", cookie=cookie.split(";")[0]).status == 200
+        assert _get(port, "/", cookie="workbook_room=wrong").status == 403
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
             try:
                 page = browser.new_page()
                 page.goto(f"{base}?token={token}")
+                assert page.url == base  # the projector shows no token
+                (jar,) = page.context.cookies()
+                assert jar["httpOnly"] and jar["sameSite"] == "Strict"
+                page.reload()  # by the cookie from now on
                 expect(page.locator("#room")).to_contain_text("1 of 3 passed 01")
                 grace = page.locator("tr", has_text="Grace Hopper")
                 expect(grace.locator("td.stuck")).to_contain_text("writers_not_blocked")

@@ -2,11 +2,15 @@
 
 table() reads the room's results (the instructor's role sees every learner's rows) and judges
 nothing itself: a cell is the learner's latest verdict for that exercise. The page is served on
-127.0.0.1 by default, only to a request that carries the token, and never shows a password.
+127.0.0.1 by default, only to a request that carries the token, and never shows a password. The
+page's first request trades the token for an HttpOnly cookie and moves to an address without it,
+so the token is not left in the address bar on the projector.
 """
 from __future__ import annotations
 
+import hmac
 import html
+import http.cookies
 import http.server
 import json
 import secrets
@@ -112,12 +116,30 @@ td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:center}} th.name{{text
 <table id=room><tr><th>learner</th>{head}<th>last check</th></tr>{''.join(body)}</table></body></html>"""
 
 
+COOKIE = "workbook_room"
+
+
 def handler(token: str, stuck_minutes: float):
+    expected = token.encode()
+
+    def valid(given: str | None) -> bool:
+        # On bytes: compare_digest refuses str with non-ASCII characters, and anyone may send those.
+        return given is not None and hmac.compare_digest(given.encode(), expected)
+
     class Page(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
             url = urllib.parse.urlsplit(self.path)
-            given = urllib.parse.parse_qs(url.query).get("token", [""])[0]
-            if not secrets.compare_digest(given, token):
+            given = urllib.parse.parse_qs(url.query).get("token", [None])[0]
+            if given is not None and valid(given) and url.path != "/data.json":
+                # The address bar may be on the projector: trade the token for a cookie, and
+                # show the page at an address without it.
+                self.send_response(303)
+                self.send_header("Location", url.path or "/")
+                self.send_header("Set-Cookie", f"{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            if not (valid(given) or valid(self._cookie())):
                 return self._send(403, "text/plain", "A token is needed: open the URL `classroom serve` printed.")
             try:
                 t = table()
@@ -126,6 +148,13 @@ def handler(token: str, stuck_minutes: float):
             if url.path == "/data.json":
                 return self._send(200, "application/json", json.dumps(t))
             self._send(200, "text/html; charset=utf-8", as_html(t, stuck_minutes))
+
+        def _cookie(self) -> str | None:
+            try:
+                jar = http.cookies.SimpleCookie(self.headers.get("Cookie", ""))
+            except http.cookies.CookieError:
+                return None
+            return jar[COOKIE].value if COOKIE in jar else None
 
         def _send(self, code: int, kind: str, text: str) -> None:
             data = text.encode()
