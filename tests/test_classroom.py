@@ -289,6 +289,7 @@ def test_a_learners_scratch_copy_is_private_too(learners, monkeypatch):
         db.forget()
 
 
+WRITERS = "The upgrade did not block writers (lock mode read from pg_locks)."
 MARKUP = "<img src=x onerror=alert(1)><b>bold</b>"
 
 
@@ -317,10 +318,14 @@ def test_status_shows_passed_failing_and_not_attempted(learners):
     assert by_name["Ada Lovelace"]["status"] == "passed"
     assert by_name["Grace Hopper"]["status"] == "failed"
     assert by_name["Grace Hopper"]["criterion"] == "writers_not_blocked"
+    assert by_name["Grace Hopper"]["statement"] == WRITERS  # the criterion in words
     assert by_name["Edsger Dijkstra"]["status"] == "not attempted"
     assert table["passed"]["01"] == 1
+    # What holds the room back: per exercise, the criteria failing now, and for how many.
+    assert table["held_back"]["01"] == [{"criterion": "writers_not_blocked", "statement": WRITERS, "learners": 1}]
+    assert table["held_back"]["02"] == [{"criterion": "probe", "statement": "probe", "learners": 1}]
     text = run_cli("classroom", "status", env=admin_env()).stdout
-    assert "1 of 3" in text and "writers_not_blocked"[:14] in text and "never" in text
+    assert "1 of 3" in text and "never" in text and f"01  1 learner: {WRITERS}" in text
 
 
 def _free_port() -> int:
@@ -375,7 +380,8 @@ def test_the_room_page_in_chromium(learners, tmp_path):
                 page.reload()  # by the cookie from now on
                 expect(page.locator("#room")).to_contain_text("1 of 3 passed 01")
                 grace = page.locator("tr", has_text="Grace Hopper")
-                expect(grace.locator("td.stuck")).to_contain_text("writers_not_blocked")
+                expect(grace.locator("td.stuck")).to_contain_text(WRITERS)
+                expect(page.locator("#held")).to_contain_text(f"01 1 learner: {WRITERS}")
                 expect(page.locator("tr", has_text="Ada Lovelace").locator("td.passed")).to_have_count(1)
                 cell = page.locator("tr", has_text="Ada Lovelace").locator("td.failed")
                 expect(cell).to_have_attribute("title", MARKUP)  # the learner's text, as text
