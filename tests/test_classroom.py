@@ -308,6 +308,10 @@ def test_the_room_refuses_rows_it_does_not_know(learners):
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             c.execute("INSERT INTO results (exercise, status, at) VALUES ('01', 'passed', now() + '1 day')")
         c.execute(insert, ("02", "failed", "probe", MARKUP))  # shown as text on the page, below
+        for sql in ("CREATE TABLE junk (x int)", "CREATE TEMPORARY TABLE junk (x int)", "DELETE FROM results",
+                    "UPDATE results SET status = 'passed'"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                c.execute(sql)
 
 
 def test_status_shows_passed_failing_and_not_attempted(learners):

@@ -50,6 +50,7 @@ CREATE TABLE results (
     at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX results_learner_at ON results (learner, at);
+REVOKE CREATE ON SCHEMA public FROM PUBLIC;  -- PostgreSQL 13 and 14 let every role create tables
 ALTER TABLE results ENABLE ROW LEVEL SECURITY;
 CREATE POLICY own_rows ON results USING (learner = current_user) WITH CHECK (learner = current_user);
 GRANT SELECT ON results TO {group};
