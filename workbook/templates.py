@@ -184,8 +184,8 @@ def _build(conn: Connection, revision: str, name: str, roles: tuple[str, str] | 
         marks.mark(conn, building, "template", revision=revision, fingerprint=fingerprint(revision),
                    by=prefix())
         marks.private(conn, building)  # nobody else connects while it is built
-        if roles:  # the migrations run as the table owner: temporary tables, schemas
-            conn.execute(f"GRANT CREATE, TEMPORARY ON DATABASE {q(building)} TO {q(roles[1])}")
+        if roles:  # the migrations run as the table owner, and exercise 03's creates a schema
+            conn.execute(f"GRANT CREATE ON DATABASE {q(building)} TO {q(roles[1])}")
         _apply(building, revision, seeded=parent is None, roles=roles)
         # Complete before it is published: nobody can connect, any CREATEDB role may clone it.
         conn.execute(f"ALTER DATABASE {q(building)} WITH ALLOW_CONNECTIONS false IS_TEMPLATE true")
