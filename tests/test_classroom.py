@@ -314,6 +314,16 @@ def test_the_room_refuses_rows_it_does_not_know(learners):
                 c.execute(sql)
 
 
+def test_every_criterion_id_fits_the_room():
+    """A verdict the room refused would be lost quietly (recording is best-effort)."""
+    import importlib
+
+    from workbook import classroom
+
+    ids = [c.id for ex in manifest.exercises() for c in importlib.import_module(ex.check).CRITERIA]
+    assert ids and all(re.fullmatch(classroom.CRITERION_ID.strip("^$"), i) for i in ids)
+
+
 def test_status_shows_passed_failing_and_not_attempted(learners):
     proc = run_cli("classroom", "status", "--json", env=admin_env())
     assert proc.returncode == 0, proc.stderr
