@@ -271,6 +271,28 @@ def test_a_learner_without_the_class_template_builds_one_of_its_own(server, lear
             == edsger["role"]
 
 
+def test_a_database_made_under_a_shared_template_name_is_not_taken_for_it(server, learners, monkeypatch):
+    """Any learner may create databases: one named like a class template the class has not built
+    yet is someone's database, not the template, for every other learner."""
+    from workbook import db, templates
+
+    ada, grace, _ = learners
+    revision = manifest.exercises()[-1].revision  # the class builds no template for it
+    monkeypatch.setattr(templates, "_owners", {})
+    for key, value in learner_env(grace["DATABASE_URL"]).items():
+        monkeypatch.setenv(key, value)
+    db.forget()
+    name = templates.template_name(revision)
+    with connect(ada["DATABASE_URL"]) as c:
+        c.execute(f'CREATE DATABASE "{name}"')
+    try:
+        with db.admin() as conn:
+            assert templates._found(conn, revision) is None
+    finally:
+        db.forget()
+        server.execute(f'DROP DATABASE "{name}"')
+
+
 def test_a_learners_scratch_copy_is_private_too(learners, monkeypatch):
     """The copies a check replays on are made by the learner's role: nobody else connects to them."""
     from workbook import db, templates
