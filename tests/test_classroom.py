@@ -159,11 +159,11 @@ def test_a_create_cut_short_keeps_the_passwords_it_set_and_remove_deletes_its_cs
     server.execute(f'CREATE ROLE "{cls}_two"')
     try:
         (tmp_path / "names.txt").write_text("One\nTwo\nThree\n")
-        proc = subprocess.run([sys.executable, "-m", "workbook", "classroom", "create", "--names", "names.txt"],
-                              cwd=tmp_path, env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
+        create = [sys.executable, "-m", "workbook", "classroom", "create", "--names", "names.txt"]
+        proc = subprocess.run(create, cwd=tmp_path, env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
                               capture_output=True, text=True, timeout=300)
         out = tmp_path / f"{cls}-learners.csv"
-        assert proc.returncode == 2 and f"'Two'" in proc.stderr and str(out) in proc.stderr \
+        assert proc.returncode == 2 and "'Two'" in proc.stderr and str(out) in proc.stderr \
             and "remove --yes" in proc.stderr, proc.stdout + proc.stderr
         assert stat.S_IMODE(out.stat().st_mode) == 0o600
         with out.open() as f:
@@ -358,7 +358,8 @@ def test_status_shows_passed_failing_and_not_attempted(learners):
     assert by_name["Edsger Dijkstra"]["status"] == "not attempted"
     assert table["passed"]["01"] == 1
     # What holds the room back: per exercise, the criteria failing now, and for how many.
-    assert table["held_back"]["01"] == [{"criterion": "writers_not_blocked", "statement": WRITERS, "learners": 1}]
+    assert table["held_back"]["01"] == [
+        {"criterion": "writers_not_blocked", "statement": WRITERS, "learners": 1}]
     assert table["held_back"]["02"] == [{"criterion": "probe", "statement": "probe", "learners": 1}]
     text = run_cli("classroom", "status", env=admin_env()).stdout
     assert "1 of 3" in text and "never" in text and f"01  1 learner: {WRITERS}" in text

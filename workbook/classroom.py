@@ -187,7 +187,8 @@ def create(count: int | None, names_file: str | None, csv_path: str | None) -> t
 def _made(conn: Connection, name: str) -> tuple[list[str], list[str]]:
     """(databases, roles) this class's create made, or its learners made since: all marked."""
     roles = [r for (r,) in conn.execute(
-        "SELECT rolname FROM pg_roles WHERE rolname IN (%(g)s, %(t)s) OR pg_has_role(rolname, %(g)s, 'MEMBER') "
+        "SELECT rolname FROM pg_roles WHERE rolname IN (%(g)s, %(t)s) "
+        "OR pg_has_role(rolname, %(g)s, 'MEMBER') "
         "AND rolname <> current_user AND NOT rolsuper ORDER BY rolname IN (%(g)s, %(t)s), rolname",
         {"g": group(name), "t": templates_role(name)})]
     owners = dict(conn.execute("SELECT datname, pg_get_userbyid(datdba) FROM pg_database").fetchall())

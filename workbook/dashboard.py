@@ -157,8 +157,8 @@ td small{{display:inline-block;max-width:16em}}
 
 
 def _held_html(t: dict) -> str:
-    items = "".join(f"<li><b>{html.escape(n)}</b> {_learners(h['learners'])}: {html.escape(h['statement'])}</li>"
-                    for n in t["exercises"] for h in t["held_back"][n])
+    items = "".join(f"<li><b>{html.escape(n)}</b> {_learners(h['learners'])}: "
+                    f"{html.escape(h['statement'])}</li>" for n in t["exercises"] for h in t["held_back"][n])
     return f"<h2>What holds learners back</h2><ul id=held>{items}</ul>" if items else ""
 
 

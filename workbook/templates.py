@@ -67,7 +67,8 @@ def template_name(revision: str) -> str:
 
 def _own_name(revision: str) -> str:
     """A classroom learner's own template: nobody else looks for this name."""
-    return f"wbtpl_{revision[:24]}_{fingerprint(revision)}_{hashlib.sha256(prefix().encode()).hexdigest()[:6]}"
+    mine = hashlib.sha256(prefix().encode()).hexdigest()[:6]
+    return f"wbtpl_{revision[:24]}_{fingerprint(revision)}_{mine}"
 
 
 _owners: dict[str, tuple[str | None, str | None]] = {}
