@@ -3,8 +3,12 @@
 The instructor's DATABASE_URL (WORKBOOK_DB=url, a role with CREATEROLE and CREATEDB, usually a
 superuser) names the class: its database becomes the room, and every name the class gets starts
 with it. `create` makes
-- a group role ROOM_learners (NOLOGIN, CREATEDB) that owns the class's templates, so a learner,
-  a member, may alter the tables in its own copies;
+- a role ROOM_templates (NOLOGIN, CREATEDB) that owns the class's template databases, and that
+  no learner is a member of: a learner may clone a template, but not connect to it, alter it or
+  drop it;
+- a group role ROOM_learners (NOLOGIN) that every learner is a member of and that owns the tables
+  in those templates, so a learner may alter the tables in its own copies (a copy keeps the
+  owners its template's tables had);
 - the room database: one results table, row-level security so each learner inserts and reads
   only its own rows; only the group may connect, and the instructor reads everything;
 - per learner a LOGIN role with a generated password and CREATEDB (for scratch copies), and a
@@ -18,6 +22,7 @@ import csv
 import os
 import re
 import secrets
+import sys
 from pathlib import Path
 
 import psycopg
@@ -29,23 +34,39 @@ from workbook import db, manifest, marks, templates
 from workbook.config import settings
 from workbook.errors import WorkbookError
 from workbook.marks import q
+from workbook.status import ERROR, FAILED, NOT_ATTEMPTED, PASSED
 
+# What a learner may write is bounded here, by the server: its own rows only (row-level
+# security), four columns, the statuses and exercises the workbook knows, an id-shaped
+# criterion and a bounded message. The page escapes all of it anyway.
 ROOM_SQL = """
 CREATE TABLE results (
     id bigserial PRIMARY KEY,
     learner name NOT NULL DEFAULT current_user,
-    exercise text NOT NULL,
-    status text NOT NULL,
-    criterion text,
-    message text,
+    exercise text NOT NULL CHECK (exercise IN ({exercises})),
+    status text NOT NULL CHECK (status IN ({statuses})),
+    criterion text CHECK (criterion ~ '{criterion_id}'),
+    message text CHECK (length(message) <= {message_max}),
     at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX results_learner_at ON results (learner, at);
+REVOKE CREATE ON SCHEMA public FROM PUBLIC;  -- PostgreSQL 13 and 14 let every role create tables
 ALTER TABLE results ENABLE ROW LEVEL SECURITY;
 CREATE POLICY own_rows ON results USING (learner = current_user) WITH CHECK (learner = current_user);
-GRANT SELECT, INSERT ON results TO {group};
+GRANT SELECT ON results TO {group};
+GRANT INSERT (exercise, status, criterion, message) ON results TO {group};
 GRANT USAGE ON SEQUENCE results_id_seq TO {group};
 """
+MESSAGE_MAX = 500
+CRITERION_ID = "^[a-z][a-z0-9_]{0,62}$"  # every check's criterion ids have this shape (a test says so)
+
+
+def room_sql(grp: str) -> str:
+    def listed(values) -> str:
+        return ", ".join(marks.literal(v) for v in values)
+    return ROOM_SQL.format(group=q(grp), message_max=MESSAGE_MAX, criterion_id=CRITERION_ID,
+                           exercises=listed(ex.number for ex in manifest.exercises()),
+                           statuses=listed((PASSED, FAILED, NOT_ATTEMPTED, ERROR)))
 
 
 def room() -> str:
@@ -65,38 +86,66 @@ def group(name: str) -> str:
     return f"{name}_learners"
 
 
+def templates_role(name: str) -> str:
+    return f"{name}_templates"
+
+
+CSV_FIELDS = ["name", "role", "database", "DATABASE_URL"]
+RESERVED = ("learners", "templates")  # the class's own roles are CLASS_learners, CLASS_templates
+
+
 def seats(count: int | None, names_file: str | None) -> list[tuple[str, str]]:
     """(display name, seat) pairs: seat is the suffix of the learner's role and database."""
     if names_file:
         names = [line.strip() for line in Path(names_file).read_text().splitlines() if line.strip()]
+        if not names:
+            raise WorkbookError(f"{names_file} holds no names (one learner's name a line); nothing was made.")
         slugs = [re.sub(r"[^a-z0-9]+", "_", n.lower()).strip("_")[:20] or "learner" for n in names]
         if len(set(slugs)) != len(slugs):
             raise WorkbookError(f"Two names in {names_file} give the same role name; make them differ.")
+        for display, slug in zip(names, slugs):
+            if slug in RESERVED:
+                raise WorkbookError(f"The name {display!r} in {names_file} would give the role CLASS_{slug}, "
+                                    "which is the class's own; write it another way (a surname, say). "
+                                    "Nothing was made.")
         return list(zip(names, slugs))
     if not count or count < 1:
         raise WorkbookError("Say how many learners: --learners 30, or --names FILE (one name a line).")
     return [(f"learner {i:02d}", f"{i:02d}") for i in range(1, count + 1)]
 
 
-def create(count: int | None, names_file: str | None, csv_path: str | None) -> list[dict]:
+def login_role(conn: Connection, role: str, password: str, grp: str) -> None:
+    """The statement carries a SCRAM verifier, never the password: a server that logs its DDL
+    (log_statement = ddl) keeps no learner's password."""
+    verifier = conn.pgconn.encrypt_password(password.encode(), role.encode(), b"scram-sha-256").decode()
+    conn.execute(f"CREATE ROLE {q(role)} LOGIN CREATEDB PASSWORD {marks.literal(verifier)} IN ROLE {q(grp)}")
+
+
+def create(count: int | None, names_file: str | None, csv_path: str | None) -> tuple[list[dict], Path]:
+    """Make the class; each learner's row goes into the CSV (mode 0600) as soon as its role exists,
+    so a create cut short keeps every password it set. Returns the rows and the CSV's path."""
     name, members = room(), seats(count, names_file)
     grp = group(name)
-    out = Path(csv_path or f"{name}-learners.csv")
+    owners = {"template_owner": templates_role(name), "table_owner": grp}
+    out = Path(csv_path or f"{name}-learners.csv").absolute()
     if out.exists():
         raise WorkbookError(f"{out} already exists; it may hold another class's passwords. Move it, "
                             "or name another file with --csv.")
+    # remove deletes the CSV when create chose where it went (it has no other use afterwards).
+    wrote = {} if csv_path else {"csv": str(out)}
     with db.admin() as conn:
         if marks.of(conn, name)[0]:
             raise WorkbookError(f"The database {name} already exists, so this class was created before "
                                 "(or the name is taken). `workbook classroom remove --yes` removes a class.")
-        conn.execute(f"CREATE ROLE {q(grp)} NOLOGIN CREATEDB")
+        conn.execute(f"CREATE ROLE {q(grp)} NOLOGIN")
+        conn.execute(f"CREATE ROLE {q(templates_role(name))} NOLOGIN CREATEDB")
         conn.execute(f"CREATE DATABASE {q(name)}")
-        marks.mark(conn, name, "room", classroom=name, template_owner=grp)
+        marks.mark(conn, name, "room", classroom=name, **owners, **wrote)
         marks.private(conn, name)
         conn.execute(f"GRANT CONNECT ON DATABASE {q(name)} TO {q(grp)}")
     eng = db.engine(name)
     with eng.begin() as c:
-        c.exec_driver_sql(ROOM_SQL.format(group=q(grp)))
+        c.exec_driver_sql(room_sql(grp))
     eng.dispose()
     templates._owners.clear()  # the room's mark now names the template owner
     first = None
@@ -104,32 +153,44 @@ def create(count: int | None, names_file: str | None, csv_path: str | None) -> l
         tpl = templates.ensure_template(ex.start)
         first = first or tpl
     base_url = db.ensure_ready().server_url(name)
-    learners = []
-    with db.admin() as conn:
-        for display, seat in members:
-            role = f"{name}_{seat}"
-            password = secrets.token_urlsafe(18)  # letters, digits, - and _: safe in SQL and URLs
-            conn.execute(f"CREATE ROLE {q(role)} LOGIN CREATEDB PASSWORD '{password}' IN ROLE {q(grp)}")
-            conn.execute(f"CREATE DATABASE {q(role)} OWNER {q(role)} TEMPLATE {q(first)} STRATEGY FILE_COPY")
-            marks.mark(conn, role, "learner", key=marks.learner_key(role), classroom=name, name=display,
-                       template_owner=grp)
-            marks.private(conn, role)
-            url = base_url.set(drivername="postgresql", username=role, password=password, database=role)
-            learners.append({"name": display, "role": role, "database": role,
-                             "DATABASE_URL": url.render_as_string(hide_password=False)})
+    learners: list[dict] = []
     fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # passwords: the instructor's eyes only
-    with os.fdopen(fd, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(learners[0]), lineterminator="\n")
+    with os.fdopen(fd, "w", newline="") as f, db.admin() as conn:
+        writer = csv.DictWriter(f, fieldnames=CSV_FIELDS, lineterminator="\n")
         writer.writeheader()
-        writer.writerows(learners)
-    return learners
+        strategy = " STRATEGY FILE_COPY" if conn.info.server_version >= 150000 else ""
+        display = ""
+        try:
+            for display, seat in members:
+                role = f"{name}_{seat}"
+                password = secrets.token_urlsafe(18)  # letters, digits, - and _: safe in URLs
+                login_role(conn, role, password, grp)
+                url = base_url.set(drivername="postgresql", username=role, password=password, database=role)
+                learners.append({"name": display, "role": role, "database": role,
+                                 "DATABASE_URL": url.render_as_string(hide_password=False)})
+                writer.writerow(learners[-1])
+                f.flush()
+                conn.execute(f"CREATE DATABASE {q(role)} OWNER {q(role)} TEMPLATE {q(first)}{strategy}")
+                marks.mark(conn, role, "learner", key=marks.learner_key(role), classroom=name, name=display,
+                           **owners)
+                marks.private(conn, role)
+        except (Exception, KeyboardInterrupt) as exc:
+            made = (f"{len(learners)} of {len(members)} learners' roles were made; their URLs are in {out}. "
+                    "`workbook classroom remove --yes` removes the class, to create it again.")
+            if isinstance(exc, KeyboardInterrupt):
+                print(made, file=sys.stderr)
+                raise
+            raise WorkbookError(f"Stopped at the learner {display!r}: {db.first_line(exc)}. {made}") from None
+    return learners, out
 
 
 def _made(conn: Connection, name: str) -> tuple[list[str], list[str]]:
     """(databases, roles) this class's create made, or its learners made since: all marked."""
     roles = [r for (r,) in conn.execute(
-        "SELECT rolname FROM pg_roles WHERE rolname = %(g)s OR pg_has_role(rolname, %(g)s, 'MEMBER') "
-        "AND rolname <> current_user AND NOT rolsuper ORDER BY rolname = %(g)s, rolname", {"g": group(name)})]
+        "SELECT rolname FROM pg_roles WHERE rolname IN (%(g)s, %(t)s) "
+        "OR pg_has_role(rolname, %(g)s, 'MEMBER') "
+        "AND rolname <> current_user AND NOT rolsuper ORDER BY rolname IN (%(g)s, %(t)s), rolname",
+        {"g": group(name), "t": templates_role(name)})]
     owners = dict(conn.execute("SELECT datname, pg_get_userbyid(datdba) FROM pg_database").fetchall())
     keys = {marks.learner_key(r) for r in roles} | {marks.learner_key(name)}
     dbs = []
@@ -144,10 +205,14 @@ def _made(conn: Connection, name: str) -> tuple[list[str], list[str]]:
     return sorted(dbs), roles
 
 
-def remove(yes: bool) -> tuple[list[str], list[str]]:
+def remove(yes: bool) -> tuple[list[str], list[str], str | None]:
+    """Drop what create made; and the CSV, when create chose where it went. Returns the
+    databases, the roles and that CSV (None when there is none to delete)."""
     name = room()
     with db.admin() as conn:
         dbs, roles = _made(conn, name)
+        m = marks.of(conn, name)[1] or {}
+        written = m.get("csv") if m.get("kind") == "room" and _ours(m.get("csv"), name) else None
         if yes:
             for d in dbs:
                 conn.execute(f"ALTER DATABASE {q(d)} IS_TEMPLATE false")
@@ -160,7 +225,19 @@ def remove(yes: bool) -> tuple[list[str], list[str]]:
                         f"Dropped the class's databases, but not the role {r}: {db.first_line(exc)}. "
                         "That is something the workbook did not make, so it is left alone: drop it "
                         f"or REASSIGN OWNED BY {r} TO another role, then run remove again.") from None
-    return dbs, roles
+            if written:
+                os.unlink(written)
+    return dbs, roles, written
+
+
+def _ours(path: str | None, name: str) -> bool:
+    """The CSV create wrote for this class: its header, and only this class's roles."""
+    try:
+        with open(path or "", newline="") as f:
+            rows = list(csv.reader(f))
+    except OSError:
+        return False
+    return bool(rows) and rows[0] == CSV_FIELDS and all(r[1].startswith(f"{name}_") for r in rows[1:])
 
 
 # --- the learner's side: record a verdict in the room ---------------------------------------
@@ -194,7 +271,7 @@ def record(report) -> None:
                                   "VALUES (:e, :s, :c, :m)"),
                           {"e": report.exercise[:2], "s": report.status,
                            "c": failed[0].id if failed else None,
-                           "m": (failed[0].message if failed else "")[:500]})
+                           "m": (failed[0].message if failed else "")[:MESSAGE_MAX]})
         finally:
             eng.dispose()
     except Exception:  # noqa: BLE001  (recording is a courtesy to the instructor, never a failure)

@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
             with eng.connect() as c:
                 sizes = dict(c.execute(sa.text(
                     "SELECT datname, pg_database_size(oid) FROM pg_database WHERE datistemplate "
-                    "AND pg_get_userbyid(datdba) = :g OR datname = :l"), {"g": f"{cls}_learners",
+                    "AND pg_get_userbyid(datdba) = :g OR datname = :l"), {"g": f"{cls}_templates",
                                                                            "l": f"{cls}_01"}).all())
             one = sizes.pop(f"{cls}_01")
             print(f"disk: shared templates {mb(sum(sizes.values()))} ({len(sizes)}), one learner "

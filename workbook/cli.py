@@ -65,7 +65,7 @@ def parser() -> argparse.ArgumentParser:
     kc = ks.add_parser("create", help="a role and a database per learner; their URLs in a 0600 CSV")
     kc.add_argument("--learners", type=int)
     kc.add_argument("--names", metavar="FILE", help="one learner's name a line")
-    kc.add_argument("--csv", metavar="PATH", help="where to write the URLs (default CLASS-learners.csv)")
+    kc.add_argument("--csv", metavar="PATH", help="where to write the URLs (default CLASS-learners.csv here, which remove deletes)")
     kc.set_defaults(func=cmd_classroom_create)
     kt = ks.add_parser("status", help="learners x exercises, from the checks they ran")
     kt.add_argument("--json", action="store_true")
@@ -216,11 +216,13 @@ def cmd_solution(args) -> int:
 def cmd_classroom_create(args) -> int:
     from workbook import classroom
 
-    learners = classroom.create(args.learners, args.names, args.csv)
+    learners, out = classroom.create(args.learners, args.names, args.csv)
+    # Names only: this terminal may be on the projector. The passwords are in the CSV.
     for one in learners:
-        print(f"{one['name']:<20} {one['DATABASE_URL']}")
-    print(f"{len(learners)} learners; their URLs are also in {args.csv or classroom.room() + '-learners.csv'} "
-          "(readable by you only). Each learner sets WORKBOOK_DB=url and DATABASE_URL=their URL.")
+        print(f"  {one['name']:<20} {one['role']}")
+    print(f"{len(learners)} learners. Their DATABASE_URLs, passwords included, are in {out} (readable by "
+          "you only; keep it out of git): hand each learner their own line. Each sets WORKBOOK_DB=url "
+          "and DATABASE_URL to it.")
     return 0
 
 
@@ -244,8 +246,10 @@ def cmd_classroom_serve(args) -> int:
 def cmd_classroom_remove(args) -> int:
     from workbook import classroom
 
-    dbs, roles = classroom.remove(args.yes)
+    dbs, roles, written = classroom.remove(args.yes)
     what = f"databases: {', '.join(dbs) or 'none'}; roles: {', '.join(roles) or 'none'}"
+    if written:
+        what += f"; and the learners' CSV {written}"
     if not args.yes:
         print(f"Would drop {what}. Add --yes to drop them.")
         return 1 if dbs or roles else 0

@@ -1,24 +1,34 @@
 """The instructor's view of the room: learners x exercises, as text, JSON or a page for the projector.
 
 table() reads the room's results (the instructor's role sees every learner's rows) and judges
-nothing itself: a cell is the learner's latest verdict for that exercise. The page is served on
-127.0.0.1 by default, only to a request that carries the token, and never shows a password.
+nothing itself: a cell is the learner's latest verdict for that exercise, its failing criterion
+in words (the check's statement), and under the table, per exercise, the criteria that hold the
+most learners back, which is what to explain to the whole room. The page is served on
+127.0.0.1 by default, only to a request that carries the token, and never shows a password. The
+page's first request trades the token for an HttpOnly cookie and moves to an address without it,
+so the token is not left in the address bar on the projector.
 """
 from __future__ import annotations
 
+import functools
+import hmac
 import html
+import importlib
+import http.cookies
 import http.server
 import json
 import secrets
 import time
 import urllib.parse
+from collections import Counter
 from datetime import datetime, timezone
 
 import sqlalchemy as sa
 
 from workbook import classroom, db, manifest, marks
-from workbook.status import NOT_ATTEMPTED, PASSED
+from workbook.status import FAILED, NOT_ATTEMPTED, PASSED
 
+CLASSES = {"passed": "passed", "failed": "failed", "not attempted": "not-attempted", "error": "error"}
 SHORT = {"passed": "✓ passed", "failed": "✗ failing", "not attempted": "· not attempted", "error": "! error"}
 
 
@@ -57,8 +67,39 @@ def table(now: float | None = None) -> dict:
                 cell["status"] != NOT_ATTEMPTED else None
             row["exercises"][n] = cell
         out.append(row)
+    for row in out:
+        for n, cell in row["exercises"].items():
+            cell["statement"] = statement(n, cell["criterion"]) if cell["criterion"] else None
     passed = {n: sum(r["exercises"][n]["status"] == PASSED for r in out) for n in numbers}
-    return {"classroom": name, "exercises": numbers, "learners": out, "passed": passed, "at": now}
+    return {"classroom": name, "exercises": numbers, "learners": out, "passed": passed,
+            "held_back": held_back(out, numbers), "at": now}
+
+
+def held_back(learners: list[dict], numbers: list[str]) -> dict[str, list[dict]]:
+    """Per exercise, the criteria learners fail now (their latest verdict), most learners first:
+    what to explain to the whole room."""
+    out = {}
+    for n in numbers:
+        counts = Counter(r["exercises"][n]["criterion"] for r in learners
+                         if r["exercises"][n]["status"] == FAILED and r["exercises"][n]["criterion"])
+        out[n] = [{"criterion": c, "statement": statement(n, c), "learners": k}
+                  for c, k in sorted(counts.items(), key=lambda item: (-item[1], item[0]))]
+    return out
+
+
+@functools.cache
+def _statements(number: str) -> dict[str, str]:
+    """The exercise's criteria in words, from its check module (imported only when needed)."""
+    ex = manifest.get(number)
+    return {c.id: c.statement for c in importlib.import_module(ex.check).CRITERIA}
+
+
+def statement(number: str, criterion: str) -> str:
+    """What the criterion asks, in words; its id when the check no longer has it."""
+    try:
+        return _statements(number).get(criterion, criterion)
+    except Exception:  # noqa: BLE001  (a check that does not import: the id still says something)
+        return criterion
 
 
 def _when(at: float | None) -> str:
@@ -68,17 +109,19 @@ def _when(at: float | None) -> str:
 def as_text(t: dict) -> str:
     lines = [f"{'learner':<20} " + " ".join(f"{n:<16}" for n in t["exercises"]) + " last check"]
     for row in t["learners"]:
-        cells = []
-        for n in t["exercises"]:
-            c = row["exercises"][n]
-            text = SHORT.get(c["status"], c["status"])
-            if c["criterion"]:
-                text = f"✗ {c['criterion']}"
-            cells.append(f"{text[:16]:<16}")
+        cells = [f"{SHORT.get(row['exercises'][n]['status'], '?')[:16]:<16}" for n in t["exercises"]]
         lines.append(f"{row['learner'][:20]:<20} " + " ".join(cells) + f" {_when(row['last_check'])}")
     total = len(t["learners"])
     lines.append(f"{'passed':<20} " + " ".join(f"{t['passed'][n]} of {total}".ljust(16) for n in t["exercises"]))
+    held = [(n, h) for n in t["exercises"] for h in t["held_back"][n]]
+    if held:
+        lines += ["", "What holds learners back (their latest check):"]
+        lines += [f"  {n}  {_learners(h['learners'])}: {h['statement']}" for n, h in held]
     return "\n".join(lines)
+
+
+def _learners(n: int) -> str:
+    return f"{n} learner{'s' if n != 1 else ''}"
 
 
 def as_html(t: dict, stuck_minutes: float, refresh: int = 10) -> str:
@@ -92,10 +135,11 @@ def as_html(t: dict, stuck_minutes: float, refresh: int = 10) -> str:
             c = row["exercises"][n]
             stuck = c["status"] != PASSED and c["minutes"] is not None and c["minutes"] >= stuck_minutes \
                 and c["status"] != NOT_ATTEMPTED
-            label = SHORT.get(c["status"], c["status"])
-            detail = f"<br><small>{html.escape(c['criterion'])}</small>" if c["criterion"] else ""
+            # Everything in a cell came from a learner's role: escaped, and the class is ours.
+            label = html.escape(SHORT.get(c["status"], c["status"]))
+            detail = f"<br><small>{html.escape(c['statement'])}</small>" if c["statement"] else ""
             since = f"<br><small>for {c['minutes']:.0f} min</small>" if stuck else ""
-            cls = c["status"].replace(" ", "-") + (" stuck" if stuck else "")
+            cls = CLASSES.get(c["status"], "unknown") + (" stuck" if stuck else "")
             tds.append(f"<td class='{cls}' title='{html.escape(c['message'] or '')}'>{label}{detail}{since}</td>")
         body.append(f"<tr><th class=name>{html.escape(row['learner'])}</th>{''.join(tds)}"
                     f"<td>{_when(row['last_check'])}</td></tr>")
@@ -103,19 +147,45 @@ def as_html(t: dict, stuck_minutes: float, refresh: int = 10) -> str:
 <meta http-equiv=refresh content={refresh}><title>{html.escape(t['classroom'])}: the room</title>
 <style>body{{font:18px sans-serif;margin:1em}} table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:center}} th.name{{text-align:left}}
+td small{{display:inline-block;max-width:16em}}
 .passed{{background:#d4f5d4}} .failed{{background:#fde2c4}} .error{{background:#eee}}
 .stuck{{background:#f59a9a;font-weight:bold}}</style></head><body>
 <h1>{html.escape(t['classroom'])}: {total} learners</h1>
 <p>Updated {_when(t['at'])} UTC; red: failing the same exercise for {stuck_minutes:g} minutes or more.</p>
-<table id=room><tr><th>learner</th>{head}<th>last check</th></tr>{''.join(body)}</table></body></html>"""
+<table id=room><tr><th>learner</th>{head}<th>last check</th></tr>{''.join(body)}</table>
+{_held_html(t)}</body></html>"""
+
+
+def _held_html(t: dict) -> str:
+    items = "".join(f"<li><b>{html.escape(n)}</b> {_learners(h['learners'])}: "
+                    f"{html.escape(h['statement'])}</li>" for n in t["exercises"] for h in t["held_back"][n])
+    return f"<h2>What holds learners back</h2><ul id=held>{items}</ul>" if items else ""
+
+
+COOKIE = "workbook_room"
 
 
 def handler(token: str, stuck_minutes: float):
+    expected = token.encode()
+
+    def valid(given: str | None) -> bool:
+        # On bytes: compare_digest refuses str with non-ASCII characters, and anyone may send those.
+        return given is not None and hmac.compare_digest(given.encode(), expected)
+
     class Page(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
             url = urllib.parse.urlsplit(self.path)
-            given = urllib.parse.parse_qs(url.query).get("token", [""])[0]
-            if not secrets.compare_digest(given, token):
+            given = urllib.parse.parse_qs(url.query).get("token", [None])[0]
+            if given is not None and valid(given) and url.path != "/data.json":
+                # The address bar may be on the projector: trade the token for a cookie, and
+                # show the page at an address without it.
+                self.send_response(303)
+                self.send_header("Location", url.path or "/")
+                self.send_header("Set-Cookie", f"{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            if not (valid(given) or valid(self._cookie())):
                 return self._send(403, "text/plain", "A token is needed: open the URL `classroom serve` printed.")
             try:
                 t = table()
@@ -124,6 +194,13 @@ def handler(token: str, stuck_minutes: float):
             if url.path == "/data.json":
                 return self._send(200, "application/json", json.dumps(t))
             self._send(200, "text/html; charset=utf-8", as_html(t, stuck_minutes))
+
+        def _cookie(self) -> str | None:
+            try:
+                jar = http.cookies.SimpleCookie(self.headers.get("Cookie", ""))
+            except http.cookies.CookieError:
+                return None
+            return jar[COOKIE].value if COOKIE in jar else None
 
         def _send(self, code: int, kind: str, text: str) -> None:
             data = text.encode()

@@ -72,7 +72,7 @@ def scratch_name(learner: str, n: int) -> str:
 
 def mark(conn: Connection, database: str, kind: str, **facts) -> None:
     text = MARK + json.dumps({"kind": kind, **facts}, sort_keys=True)
-    conn.execute(f"COMMENT ON DATABASE {q(database)} IS {_literal(text)}")
+    conn.execute(f"COMMENT ON DATABASE {q(database)} IS {literal(text)}")
 
 
 def private(conn: Connection, database: str) -> None:
@@ -80,7 +80,7 @@ def private(conn: Connection, database: str) -> None:
     conn.execute(f"REVOKE ALL ON DATABASE {q(database)} FROM PUBLIC")
 
 
-def _literal(text: str) -> str:
+def literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 

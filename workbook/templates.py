@@ -8,6 +8,12 @@ is built under another name, made unconnectable and marked as a template, then r
 under one server-wide lock: CREATE DATABASE ... TEMPLATE never finds anyone connected to it,
 and any role with CREATEDB may clone it.
 
+In a classroom (workbook.classroom) a shared template database belongs to the class's
+templates role, which no learner is a member of, so no learner may connect to it, alter or
+drop it; the tables inside belong to the learners' group, so each learner may alter them in
+its own copies. A learner never builds a shared template: when the class's is missing (another
+WORKBOOK_SCALE, say) it builds one of its own, under a name of its own.
+
 Every database made here is marked (workbook.marks); nothing unmarked is ever dropped.
 The server's side of it runs on db.admin()'s psycopg connection, so a reset never loads
 SQLAlchemy or Alembic; only a template's build (migrating and seeding) does.
@@ -53,27 +59,38 @@ def fingerprint(revision: str) -> str:
 
 
 def template_name(revision: str) -> str:
+    """The shared template's name. A classroom's are kept apart from templates other roles own."""
     role = owner_role()
-    # A classroom's templates are owned by its learners' group role, so each learner may alter
-    # the tables in its copies: they are kept apart from templates other roles own.
     suffix = f"_{hashlib.sha256(role.encode()).hexdigest()[:6]}" if role else ""
     return f"wbtpl_{revision[:24]}_{fingerprint(revision)}{suffix}"
 
 
-_owners: dict[str, str | None] = {}
+def _own_name(revision: str) -> str:
+    """A classroom learner's own template: nobody else looks for this name."""
+    mine = hashlib.sha256(prefix().encode()).hexdigest()[:6]
+    return f"wbtpl_{revision[:24]}_{fingerprint(revision)}_{mine}"
 
 
-def owner_role() -> str | None:
-    """The role a classroom's templates belong to, named in the mark of this learner's database
-    (or of the class's room database, for the instructor); None outside a classroom."""
+_owners: dict[str, tuple[str | None, str | None]] = {}
+
+
+def class_roles() -> tuple[str | None, str | None]:
+    """(the role a classroom's template databases belong to, the role the tables in them belong
+    to), named in the mark of this learner's database (or of the class's room database, for the
+    instructor); (None, None) outside a classroom."""
     s = settings()
     if s.mode != "url":
-        return None
+        return None, None
     if s.database_url not in _owners:
         with db.admin() as conn:
             m = marks.of(conn, learner())[1] or {}
-        _owners[s.database_url] = m.get("template_owner")
+        owner = m.get("template_owner")
+        _owners[s.database_url] = (owner, m.get("table_owner") or owner)
     return _owners[s.database_url]
+
+
+def owner_role() -> str | None:
+    return class_roles()[0]
 
 
 def drop(conn: Connection, name: str) -> None:
@@ -99,22 +116,39 @@ def clone(conn: Connection, template: str, name: str) -> None:
 
 def ensure_template(revision: str) -> str:
     """The template for `revision`, built (once per server, under a lock) if it does not exist yet."""
-    name = template_name(revision)
     with db.admin() as conn:
-        if _usable(conn, name):
+        name = _found(conn, revision)
+        if name:
             return name
         conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (BUILD_LOCK,))
         try:
-            _ensure_locked(conn, revision)
+            return _ensure_locked(conn, revision)
         finally:
             conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (BUILD_LOCK,))
-    return name
 
 
-def _usable(conn: Connection, name: str) -> bool:
-    """True when the template exists; one left connectable (by an interrupted build) is closed."""
-    row = conn.execute("SELECT datallowconn FROM pg_database WHERE datname = %s", (name,)).fetchone()
-    if row is None:
+def _found(conn: Connection, revision: str) -> str | None:
+    """The usable template for `revision`: the shared one or, for a classroom learner, its own."""
+    shared = template_name(revision)
+    if _usable(conn, shared, owner_role()):
+        return shared
+    if _learner_in_class(conn) and _usable(conn, _own_name(revision), conn.info.user):
+        return _own_name(revision)
+    return None
+
+
+def _learner_in_class(conn: Connection) -> bool:
+    """In a classroom, a session that cannot act as the templates' owner: a learner."""
+    owner = owner_role()
+    return owner is not None and not conn.execute("SELECT pg_has_role(%s, 'MEMBER')", (owner,)).fetchone()[0]
+
+
+def _usable(conn: Connection, name: str, owner: str | None = None) -> bool:
+    """True when the template exists (owned by `owner`, if given: a learner may have made a
+    database under a shared name); one left connectable (by an interrupted build) is closed."""
+    row = conn.execute("SELECT datallowconn, pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s",
+                       (name,)).fetchone()
+    if row is None or (owner is not None and row[1] != owner):
         return False
     if row[0]:
         conn.execute(f"ALTER DATABASE {q(name)} ALLOW_CONNECTIONS false")
@@ -122,22 +156,26 @@ def _usable(conn: Connection, name: str) -> bool:
 
 
 def _ensure_locked(conn: Connection, revision: str) -> str:
-    name = template_name(revision)
-    if not _usable(conn, name):  # another process may have built it while we waited
-        _build(conn, revision, name)
+    name = _found(conn, revision)  # another process may have built it while we waited
+    if name:
+        return name
+    if _learner_in_class(conn):
+        name = _own_name(revision)
+        _build(conn, revision, name, roles=None)
+    else:
+        name = template_name(revision)
+        db_owner, table_owner = class_roles()
+        _build(conn, revision, name, roles=(db_owner, table_owner) if db_owner else None)
     return name
 
 
-def _build(conn: Connection, revision: str, name: str) -> None:
+def _build(conn: Connection, revision: str, name: str, roles: tuple[str, str] | None) -> None:
+    """Build `name`; a classroom's shared template as roles = (database owner, table owner)."""
     building = f"{name}_building"
     parent = None if revision == manifest.baseline() else _ensure_locked(
         conn, manifest.revision_chain(revision)[-1].down_revision)
-    # A classroom's template (database and tables) belongs to its learners' group: every
-    # connection that builds it takes that role.
-    owner = owner_role()
-    set_role = f"SET ROLE {q(owner)}" if owner else None
-    if set_role:
-        conn.execute(set_role)
+    if roles:
+        conn.execute(f"SET ROLE {q(roles[0])}")
     try:
         _drop_if_ours(conn, building, "template")  # left by a build that was killed
         if parent is None:
@@ -146,7 +184,10 @@ def _build(conn: Connection, revision: str, name: str) -> None:
             clone(conn, parent, building)
         marks.mark(conn, building, "template", revision=revision, fingerprint=fingerprint(revision),
                    by=prefix())
-        _apply(building, revision, seeded=parent is None, set_role=set_role)
+        marks.private(conn, building)  # nobody else connects while it is built
+        if roles:  # the migrations run as the table owner, and exercise 03's creates a schema
+            conn.execute(f"GRANT CREATE ON DATABASE {q(building)} TO {q(roles[1])}")
+        _apply(building, revision, seeded=parent is None, roles=roles)
         # Complete before it is published: nobody can connect, any CREATEDB role may clone it.
         conn.execute(f"ALTER DATABASE {q(building)} WITH ALLOW_CONNECTIONS false IS_TEMPLATE true")
         conn.execute(f"ALTER DATABASE {q(building)} RENAME TO {q(name)}")
@@ -175,14 +216,20 @@ def _drop_if_ours(conn: Connection, name: str, kind: str) -> None:
         drop(conn, name)
 
 
-def _apply(database: str, revision: str, seeded: bool, set_role: str | None) -> None:
+def _apply(database: str, revision: str, seeded: bool, roles: tuple[str, str] | None) -> None:
     from workbook import migrate, seed
 
+    # A classroom's tables belong to the learners' group. PostgreSQL 15 gives the database's
+    # owner (the templates role) the public schema, so the group is let create there first.
+    set_role = None
+    if roles:
+        set_role = f"SET ROLE {q(roles[1])}"
+        first = f"SET ROLE {q(roles[0])}; GRANT CREATE ON SCHEMA public TO {q(roles[1])}; {set_role}"
     eng = db.engine(database)
     try:
         with eng.connect() as c:
             if set_role:
-                c.exec_driver_sql(set_role)
+                c.exec_driver_sql(first)
             migrate.run(c, "upgrade", revision, ROOT / "solutions")
             if seeded:
                 seed.seed(c, settings().scale)
