@@ -53,7 +53,9 @@ def lab_server(tmp_path):
     _need_browser()
     port, token = _free_port(), secrets.token_hex(16)
     for plugin, values in {"docmanager-extension/plugin": {"autosave": False},  # never save the notebook
-                           "apputils-extension/notification": {"fetchNews": "false"}}.items():
+                           "apputils-extension/notification": {"fetchNews": "false"},
+                           # the Terminal's text also as DOM rows, which the test can read
+                           "terminal-extension/plugin": {"screenReaderMode": True}}.items():
         path = tmp_path / "settings" / "@jupyterlab" / f"{plugin}.jupyterlab-settings"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(values))
@@ -139,3 +141,36 @@ def test_a_learner_runs_the_setup_notebook_and_opens_exercise_01(lab_server, tmp
             page.screenshot(path=str(tmp_path / "exercise_01.png"))
         finally:
             browser.close()
+
+
+def test_the_terminal_has_the_venvs_commands(lab_server, tmp_path):
+    """The Terminal is a login shell: Debian's /etc/profile sets PATH anew, and the venv must
+    still come first (workbook/jupyter/jupyter_server_config.py), as the README and notebook 06 say."""
+    from playwright.sync_api import expect, sync_playwright
+
+    base, token = lab_server
+    bin_dir = os.path.dirname(os.path.abspath(__import__("sys").executable))
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.set_default_timeout(60_000)
+            page.goto(f"{base}/lab?token={token}")
+            expect(page.locator("#jp-main-statusbar")).to_be_visible()
+            page.get_by_role("menuitem", name="File", exact=True).click()
+            page.locator(".lm-Menu-itemLabel").filter(has_text=re.compile(r"^New$")).click()
+            page.locator(".lm-Menu-itemLabel").filter(has_text=re.compile(r"^Terminal$")).click()
+            terminal = page.locator(".jp-Terminal:not(.lm-mod-hidden)")
+            expect(terminal).to_be_visible()
+            rows = terminal.locator(".xterm-accessibility-tree")
+            expect(rows).to_contain_text(re.compile(r"[$#]"))  # the prompt: the shell is ready
+            terminal.click()
+            page.keyboard.type("which alembic workbook; echo which-done\n")
+            lines = rows.get_by_role("listitem")
+            expect(lines.filter(has_text=re.compile(r"^which-done\s*$"))).to_have_count(1)
+            text = "\n".join(lines.all_inner_texts())
+            page.screenshot(path=str(tmp_path / "terminal.png"))
+        finally:
+            browser.close()
+    found = [line.strip() for line in text.splitlines() if line.strip().endswith(("/alembic", "/workbook"))]
+    assert f"{bin_dir}/alembic" in found and f"{bin_dir}/workbook" in found, text
