@@ -129,3 +129,21 @@ def test_every_run_it_upgrade_starts_over_first(notebook_file):
     cell = _run_it_cell(notebook_file)
     number = notebook_file[:2]
     assert cell.index(f'setup("{number}", quiet=True)') < cell.index("!alembic upgrade ex"), cell
+
+
+def test_a_progress_line_inside_another_shows_one_line(monkeypatch):
+    """Notebook 07's pitfall cell wraps lab.deploy in a progress line; should deploy show one of
+    its own, the cell must still show one line, with the inner phases on it."""
+    from workbook import progress
+    lines = []
+
+    class Counted(progress.Line):
+        def __init__(self, what, draw):
+            super().__init__(what, lambda text: None)  # drawn nowhere: only counted
+            lines.append(self)
+
+    monkeypatch.setattr(progress, "Line", Counted)
+    with progress.shown("outer", "notebook"):
+        with progress.shown("inner", "notebook"):
+            base.phase("deep inside")
+    assert len(lines) == 1 and lines[0].text == "deep inside"
