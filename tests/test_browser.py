@@ -7,6 +7,7 @@ Skipped when Chromium is missing on a learner's machine; a failure in CI (CI is 
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -50,16 +51,24 @@ def _free_port() -> int:
 @pytest.fixture
 def lab_server(tmp_path):
     """`make lab`'s server on a free port; stopped (kernels included) whatever happens."""
+    with _lab(tmp_path) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def _lab(tmp_path, **env_extra: str):
     _need_browser()
     port, token = _free_port(), secrets.token_hex(16)
     for plugin, values in {"docmanager-extension/plugin": {"autosave": False},  # never save the notebook
-                           "apputils-extension/notification": {"fetchNews": "false"}}.items():
+                           "apputils-extension/notification": {"fetchNews": "false"},
+                           # the Terminal's text also as DOM rows, which the test can read
+                           "terminal-extension/plugin": {"screenReaderMode": True}}.items():
         path = tmp_path / "settings" / "@jupyterlab" / f"{plugin}.jupyterlab-settings"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(values))
     extra = ["--no-browser", f"--LabApp.user_settings_dir={tmp_path / 'settings'}",
              f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}"]
-    env = {**serve.environment(), "JUPYTER_PORT": str(port), "JUPYTER_TOKEN": token}
+    env = {**serve.environment(), "JUPYTER_PORT": str(port), "JUPYTER_TOKEN": token, **env_extra}
     log = (tmp_path / "lab.log").open("w")
     proc = subprocess.Popen(serve.argv(*extra), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
@@ -139,3 +148,80 @@ def test_a_learner_runs_the_setup_notebook_and_opens_exercise_01(lab_server, tmp
             page.screenshot(path=str(tmp_path / "exercise_01.png"))
         finally:
             browser.close()
+
+
+def test_the_terminal_has_the_venvs_commands(lab_server, tmp_path):
+    """The Terminal is a login shell: Debian's /etc/profile sets PATH anew, and the venv must
+    still come first (workbook/jupyter/jupyter_server_config.py), as the README and notebook 06 say."""
+    from playwright.sync_api import expect, sync_playwright
+
+    base, token = lab_server
+    bin_dir = os.path.dirname(os.path.abspath(__import__("sys").executable))
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.set_default_timeout(60_000)
+            page.goto(f"{base}/lab?token={token}")
+            expect(page.locator("#jp-main-statusbar")).to_be_visible()
+            page.get_by_role("menuitem", name="File", exact=True).click()
+            page.locator(".lm-Menu-itemLabel").filter(has_text=re.compile(r"^New$")).click()
+            page.locator(".lm-Menu-itemLabel").filter(has_text=re.compile(r"^Terminal$")).click()
+            terminal = page.locator(".jp-Terminal:not(.lm-mod-hidden)")
+            expect(terminal).to_be_visible()
+            rows = terminal.locator(".xterm-accessibility-tree")
+            expect(rows).to_contain_text(re.compile(r"[$#]"))  # the prompt: the shell is ready
+            terminal.click()
+            page.keyboard.type("which alembic workbook; echo which-done\n")
+            lines = rows.get_by_role("listitem")
+            expect(lines.filter(has_text=re.compile(r"^which-done\s*$"))).to_have_count(1)
+            text = "\n".join(lines.all_inner_texts())
+            page.screenshot(path=str(tmp_path / "terminal.png"))
+        finally:
+            browser.close()
+    found = [line.strip() for line in text.splitlines() if line.strip().endswith(("/alembic", "/workbook"))]
+    assert f"{bin_dir}/alembic" in found and f"{bin_dir}/workbook" in found, text
+
+
+def test_run_it_after_an_edit_applies_the_edited_file(tmp_path):
+    """The learner ran Run it with the stub, then edits the revision and runs Run it again: the
+    second run must apply the edit. The server's track is a copy (the test writes the edit there,
+    as the editor's Ctrl+S would), never exercises/."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from conftest import make_track
+    stub = (ROOT / "exercises" / "versions" / "01_add_index.py").read_text()
+    track = make_track(tmp_path, **{"01_add_index": stub})
+    ini = track / "alembic.ini"  # the copy's `alembic` must find the repository's migrations/
+    ini.write_text(ini.read_text().replace("%(here)s/..", str(ROOT)))
+    with _lab(tmp_path, WORKBOOK_TRACK=str(track)) as (base, token), sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.set_default_timeout(60_000)
+            page.goto(f"{base}/lab/tree/notebooks/01_add_index.ipynb?token={token}")
+            notebook = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
+            expect(page.locator("#jp-main-statusbar")).to_contain_text("Idle", timeout=60_000)
+
+            def run(cell, expect_text: str) -> str:
+                cell.locator(".jp-InputArea-editor").click()
+                before = cell.locator(".jp-InputPrompt").inner_text()
+                page.keyboard.press("Control+Enter")  # run in place
+                expect(cell.locator(".jp-InputPrompt")).not_to_have_text(before)
+                expect(cell.locator(".jp-InputPrompt")).to_have_text(re.compile(r"\[\d+\]"), timeout=180_000)
+                expect(cell.locator(".jp-OutputArea")).to_contain_text(expect_text)
+                return cell.locator(".jp-OutputArea").inner_text()
+
+            cells = notebook.locator(".jp-CodeCell")
+            run(cells.filter(has_text='url = setup("01")'), "Exercise 01")
+            run_it = cells.filter(has_text="!alembic upgrade ex01_add_index")
+            first = run(run_it, "Running upgrade baseline -> ex01_add_index")  # the stub
+            (track / "versions" / "01_add_index.py").write_text(
+                (ROOT / "solutions" / "versions" / "01_add_index.py").read_text())
+            second = run(run_it, "Running upgrade baseline -> ex01_add_index")
+            indexes = run(cells.filter(has_text="SELECT c.relname AS index"), "finding_pkey")
+            page.screenshot(path=str(tmp_path / "run_it_again.png"))
+        finally:
+            browser.close()
+    assert "database reset to baseline" in first and "database reset to baseline" in second, second
+    assert "ix_finding_severity" in indexes, indexes

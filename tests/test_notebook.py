@@ -86,3 +86,64 @@ def test_alembic_in_notebooks_folder_works_before_setup():
     assert proc.returncode == 0, proc.stderr
     last = [ex.head for ex in manifest.exercises() if ex.revision][-1]
     assert f"{last} (head)" in proc.stdout
+
+
+def _run_it_cell(notebook_file: str) -> str:
+    """The code cell under a notebook's "## Run it" heading, as the learner runs it."""
+    import json
+    cells = json.loads((ROOT / "notebooks" / notebook_file).read_text())["cells"]
+    heading = next(i for i, c in enumerate(cells)
+                   if c["cell_type"] == "markdown" and "".join(c["source"]).startswith("## Run it"))
+    return "".join(cells[heading + 1]["source"])
+
+
+def test_run_it_runs_the_file_as_it_is_now_after_an_edit(shell, monkeypatch, tmp_path, capfd):
+    """Run All applies the stub first; the learner then edits the file and runs "Run it" again.
+    The second run must apply the edited file, not find the database already at ex01_add_index."""
+    from conftest import make_track
+    track = make_track(tmp_path, **{"01_add_index": (ROOT / "exercises" / "versions" / "01_add_index.py").read_text()})
+    ini = track / "alembic.ini"  # the copy's `alembic` must find the repository's migrations/
+    ini.write_text(ini.read_text().replace("%(here)s/..", str(ROOT)))
+    monkeypatch.setenv("WORKBOOK_TRACK", str(track))
+    cell = _run_it_cell("01_add_index.ipynb")
+
+    def index_exists() -> bool:
+        from workbook import lab
+        return bool(lab.query("SELECT 1 FROM pg_indexes WHERE indexname = 'ix_finding_severity'"))
+
+    assert shell.run_cell('from workbook import setup\nurl = setup("01")', store_history=False).success
+    assert shell.run_cell(cell, store_history=False).success
+    assert not index_exists()  # the untouched stub, marked as applied
+    (track / "versions" / "01_add_index.py").write_text(
+        (ROOT / "solutions" / "versions" / "01_add_index.py").read_text())
+    capfd.readouterr()
+    assert shell.run_cell(cell, store_history=False).success
+    out = capfd.readouterr()
+    assert "Running upgrade baseline -> ex01_add_index" in out.out + out.err, out
+    assert index_exists()
+
+
+@pytest.mark.parametrize("notebook_file", ["01_add_index.ipynb", "02_column_default.ipynb",
+                                           "03_data_migration.ipynb", "05_constraints.ipynb"])
+def test_every_run_it_upgrade_starts_over_first(notebook_file):
+    cell = _run_it_cell(notebook_file)
+    number = notebook_file[:2]
+    assert cell.index(f'setup("{number}", quiet=True)') < cell.index("!alembic upgrade ex"), cell
+
+
+def test_a_progress_line_inside_another_shows_one_line(monkeypatch):
+    """Notebook 07's pitfall cell wraps lab.deploy in a progress line; should deploy show one of
+    its own, the cell must still show one line, with the inner phases on it."""
+    from workbook import progress
+    lines = []
+
+    class Counted(progress.Line):
+        def __init__(self, what, draw):
+            super().__init__(what, lambda text: None)  # drawn nowhere: only counted
+            lines.append(self)
+
+    monkeypatch.setattr(progress, "Line", Counted)
+    with progress.shown("outer", "notebook"):
+        with progress.shown("inner", "notebook"):
+            base.phase("deep inside")
+    assert len(lines) == 1 and lines[0].text == "deep inside"

@@ -1,9 +1,9 @@
 """The Alembic migration workbook. In a notebook: from workbook import setup, check, hint."""
 
 
-def setup(name: str) -> str:
+def setup(name: str, quiet: bool = False) -> str:
     from workbook import notebook
-    return notebook.setup(name)
+    return notebook.setup(name, quiet)
 
 
 def check(name: str):

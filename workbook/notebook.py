@@ -17,11 +17,12 @@ class CheckNotPassed(AssertionError):
         return [f"\x1b[1;31m{self}\x1b[0m"]
 
 
-def setup(name: str) -> str:
+def setup(name: str, quiet: bool = False) -> str:
     """Reset the database to the exercise's start and point %sql and !alembic at it.
 
     Also the one cell to run again after a kernel restart: it starts the server if it was
-    stopped, loads the %sql magic and connects it.
+    stopped, loads the %sql magic and connects it. quiet: one line instead of four, for the
+    "Run it" cells, which start over so that the upgrade runs the file as it is now.
     """
     ex = manifest.get(name)
     db.forget()  # the server may have been stopped since this kernel last looked
@@ -33,6 +34,9 @@ def setup(name: str) -> str:
     _put_venv_on_path()
     _connect_sql(url)
     s = settings()
+    if quiet:
+        print(f"database reset to {info['revision']} (exercise {ex.number}'s start)")
+        return url
     print(f"Exercise {ex.number}: {ex.title}\n"
           f"  database : {info['database']} on {db.backend().describe()} (WORKBOOK_DB={s.mode})\n"
           f"  revision : {info['revision']} (fresh copy of the exercise's start)\n"

@@ -75,7 +75,7 @@ def shown(what: str, where: str = "terminal"):
 
     if where == "terminal" and not sys.stderr.isatty():
         where = "none"
-    if where == "none":
+    if where == "none" or base._listener is not None:  # inside another shown(): its one line says it
         yield
         return
     line = Line(what, _terminal if where == "terminal" else _Cell())

@@ -11,7 +11,8 @@ import sys
 from workbook.manifest import ROOT
 
 FIRST_NOTEBOOK = "notebooks/00_setup.ipynb"
-# JupyterLab settings of the workbook's own (labconfig/page_config.json), put on JUPYTER_CONFIG_PATH.
+# Jupyter settings of the workbook's own, put on JUPYTER_CONFIG_PATH: labconfig/page_config.json
+# (no news prompt) and jupyter_server_config.py (the Terminal's PATH).
 LAB_SETTINGS = ROOT / "workbook" / "jupyter"
 # Jupyter's own hidden names, plus the package metadata `pip install -e .` leaves at the root:
 # a learner browsing the repository has no use for it.
@@ -31,7 +32,8 @@ def environment() -> dict[str, str]:
     """The environment for the server: this venv's alembic, squawk and workbook come first on PATH.
 
     workbook/jupyter/ is added to Jupyter's config path: its page_config.json turns off the
-    "Jupyter news?" prompt, which covers the end of the check cells' output and asks to go online.
+    "Jupyter news?" prompt, which covers the end of the check cells' output and asks to go online,
+    and its jupyter_server_config.py keeps this bin/ first in the Terminal, after the login profile.
     """
     bin_dir = os.path.dirname(sys.executable)
     config = os.pathsep.join(filter(None, [str(LAB_SETTINGS), os.environ.get("JUPYTER_CONFIG_PATH")]))

@@ -22,8 +22,8 @@ from tornado import web
 c = get_config()  # noqa: F821  (provided by JupyterHub when it loads this file)
 
 CSV = os.environ.get("WORKBOOK_CLASS_CSV", os.path.join(os.path.dirname(__file__), "learners.csv"))
-# The workbook's JupyterLab settings (no "Jupyter news?" prompt over the notebooks; see
-# workbook/serve.py), in the checkout this file belongs to.
+# The workbook's Jupyter settings (no "Jupyter news?" prompt over the notebooks, the server's bin/
+# first in the Terminal; see workbook/serve.py), in the checkout this file belongs to.
 LAB_SETTINGS = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
                                              "workbook", "jupyter"))
 
