@@ -24,16 +24,22 @@ WRITER = "INSERT INTO finding (title, severity, asset_id) VALUES ('open write', 
 # An open transaction that has read finding: a long report.
 READER = "SELECT count(*) FROM finding WHERE id <= 1000"
 
+# Every query about another session names it by backend pid AND this connection's database:
+# copies of one template share their tables' oids, and a pid read elsewhere (another container,
+# another check) may belong to a session on another copy.
 _ON_TABLE = """
     SELECT c.relname, l.mode, l.granted, a.wait_event_type
     FROM pg_locks l
-    JOIN pg_stat_activity a ON a.pid = l.pid
+    JOIN pg_stat_activity a ON a.pid = l.pid AND a.datname = current_database()
     JOIN pg_class c ON c.oid = l.relation
-    WHERE l.pid = :pid AND l.locktype = 'relation' AND l.relation = ANY(CAST(:tables AS regclass[]))"""
+    WHERE l.pid = :pid AND l.locktype = 'relation'
+      AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+      AND l.relation = ANY(CAST(:tables AS regclass[]))"""
 
 
 def on_tables(conn, pid: int, tables: list[str]) -> list[tuple[str, str, bool, str | None]]:
-    """(table, mode, granted, wait_event_type) for each lock session `pid` has on `tables`."""
+    """(table, mode, granted, wait_event_type) for each lock session `pid`, connected to this
+    connection's database, has on `tables`."""
     rows = conn.execute(sa.text(_ON_TABLE), {"pid": pid, "tables": list(tables)}).all()
     if conn.in_transaction():
         conn.commit()  # a fresh snapshot of pg_locks each time
@@ -69,7 +75,9 @@ def own(conn, table: str) -> list[str]:
 
 
 def cancel(conn, pid: int) -> None:
-    conn.execute(sa.text("SELECT pg_cancel_backend(:p)"), {"p": pid})
+    """Cancel session `pid`'s statement, if it is connected to this connection's database."""
+    conn.execute(sa.text("SELECT pg_cancel_backend(pid) FROM pg_stat_activity "
+                         "WHERE pid = :p AND datname = current_database()"), {"p": pid})
     if conn.in_transaction():
         conn.commit()
 

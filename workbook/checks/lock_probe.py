@@ -3,6 +3,9 @@
 On a second scratch copy, one session holds ACCESS EXCLUSIVE on the exercise's tables while the
 upgrade runs in a child process; pg_locks shows the DDL waiting, and it must fail with
 lock_not_available (SQLSTATE 55P03) within SECONDS of starting to wait, or it is cancelled.
+The child tells the probe its backend pid; the probe watches and cancels that pid on its own copy
+only (locks.py filters by database), never a session found by a name: checks in separate
+containers share process ids, so a name made from one could be another check's.
 A check module asks for it by naming the tables: LOCK_PROBE = ["lead"]. The check's runner
 starts it before gather() and joins it after; base.check makes its copy beside the replay's.
 
@@ -39,7 +42,7 @@ def start(r: Replay, tables: list[str], database: str) -> threading.Thread:
 
     ev = r.evidence
     ev.lock_probe = None
-    app = f"wb_lock_probe_{os.getpid()}"
+    app = f"wb_lock_probe_{os.getpid()}"  # a label for pg_stat_activity's readers, not an identity
     ours, theirs = multiprocessing.Pipe()
     pid = os.fork()
     if pid == 0:  # the child: never return into the check's code, never run its exit handlers
@@ -55,7 +58,7 @@ def start(r: Replay, tables: list[str], database: str) -> threading.Thread:
 
     def probe() -> None:
         try:
-            ev.lock_probe = run(database, tables, child, ours, app)
+            ev.lock_probe = run(database, tables, child, ours)
         except Exception as exc:  # the advisory says it could not run; the required criteria stand
             ev.lock_probe = {"failed": db.first_line(exc)}
         finally:
@@ -87,7 +90,7 @@ class Child:
             self.code = -signal.SIGKILL
 
 
-def run(database: str, tables: list[str], child: Child, pipe, app: str) -> dict:
+def run(database: str, tables: list[str], child: Child, pipe) -> dict:
     out: dict = {"waited": False, "lock": None, "gave_up": False, "cancelled": False,
                  "error": None, "sqlstate": None, "seconds": None, "notices": []}
     eng = db.engine(database)
@@ -98,24 +101,33 @@ def run(database: str, tables: list[str], child: Child, pipe, app: str) -> dict:
             # The URL may hold a password: through the pipe, never on a command line.
             pipe.send(eng.url.render_as_string(hide_password=False))
             try:
-                _watch(child, watcher, app, tables, out)
+                _watch(child, watcher, pipe, tables, out)
             finally:
                 holder.rollback()
-                if pipe.poll(15):
-                    out.update(pipe.recv())
+                while "result" not in out and pipe.poll(15):
+                    _receive(pipe, out)
     finally:
         eng.dispose()
+    for kind in ("pid", "result"):  # the messages themselves, already merged into out
+        out.pop(kind, None)
     out["gave_up"] = out["sqlstate"] == "55P03" and not out["cancelled"]
     return out
 
 
-def _watch(child: Child, watcher, app: str, tables: list[str], out: dict) -> None:
+def _receive(pipe, out: dict) -> None:
+    """One message from the child: first its backend pid, last its result."""
+    kind, value = pipe.recv()
+    out[kind] = value
+    if kind == "result":
+        out.update(value)
+
+
+def _watch(child: Child, watcher, pipe, tables: list[str], out: dict) -> None:
     began, pid, waiting_since = time.monotonic(), None, None
     while child.is_alive() and time.monotonic() - began < STARTUP + SECONDS:
-        if pid is None:
-            pid = watcher.execute(sa.text("SELECT pid FROM pg_stat_activity WHERE application_name = :a"),
-                                  {"a": app}).scalar()
-            watcher.commit()
+        if pid is None and "result" not in out and pipe.poll():
+            _receive(pipe, out)
+            pid = out.pop("pid", None)
         if pid is not None:
             waiting = [(t, m) for t, m, granted, _ in locks.on_tables(watcher, pid, tables) if not granted]
             if waiting and waiting_since is None:
@@ -150,8 +162,10 @@ def _child(pipe, track: str, revision: str, app: str) -> None:
     eng = sa.create_engine(url, poolclass=NullPool)
     try:
         with eng.connect() as conn:
-            conn.execute(sa.text("SELECT set_config('application_name', :a, false)"), {"a": app})
+            pid = conn.execute(sa.text("SELECT pg_backend_pid() FROM set_config('application_name', :a, false)"),
+                               {"a": app}).scalar_one()
             conn.commit()
+            pipe.send(("pid", pid))
             # The server's own warnings, such as "SET LOCAL can only be used in transaction blocks".
             conn.connection.dbapi_connection.add_notice_handler(
                 lambda d: out["notices"].append(d.message_primary))
@@ -160,4 +174,4 @@ def _child(pipe, track: str, revision: str, app: str) -> None:
         out["error"], out["sqlstate"] = db.first_line(exc), db.sqlstate(exc)
     finally:
         eng.dispose()
-    pipe.send(out)
+    pipe.send(("result", out))

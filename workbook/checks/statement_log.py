@@ -1,16 +1,29 @@
 """Replay a migration statement by statement, asking the server what each one did.
 
-For every statement the migration sends, recorded from PostgreSQL itself:
+For every statement the migration sends, one entry of the log, recorded from PostgreSQL itself:
+- sql: the statement, whitespace squeezed;
 - locks: the (table, mode) pairs its session held or asked for on the busy tables, from
-  pg_locks: held before it started (an earlier statement of the same transaction), seen by a
-  watcher while it ran, and held after it (until its transaction ends);
-- read: how many rows of each table it read (pg_stat_user_tables seq_tup_read + idx_tup_fetch,
-  with pg_stat_xact_user_tables for the open transaction, flushed before each reading);
+  pg_locks: held before it started, seen by a watcher while it ran, and held after it;
+- held_before: those of them held before it started (taken by an earlier statement of the same
+  transaction, and still held);
+- read: {table: rows} it read from each table, by any path: rows of the table itself
+  (seq_tup_read) plus entries of its indexes (idx_tup_read), so an index-only scan counts too;
+- read_via: {table: [index, ...]}, the indexes through which it read some of those rows;
 - notices: the server's DEBUG1 messages to its session ("verifying table", "existing constraints
   on column ... are sufficient to prove that it does not contain nulls", ...);
-- changes: what appeared or changed in the catalog (constraints, their validity, indexes, NOT NULL).
+- changes: what appeared or changed in the catalog, sorted (name, value) pairs: constraints with
+  their validity ("c valid", "f not valid"), indexes ("index", "unique"), NOT NULL columns
+  ("not null", or "not null not valid" for PostgreSQL 18's NOT NULL ... NOT VALID);
+- gone: what disappeared or changed away, the same pairs (a VALIDATE shows "c not valid" gone);
+- ms: its time, from sending it to its end; waited_ms: the part of it spent waiting for the
+  writer's lock (0 when it never waited), so ms - waited_ms is the statement's own work.
 
-A writer keeps an UPDATE open on each busy table while a statement starts, as a busy application
+Reads are the migration session's own counts (pg_stat_* plus its unflushed pg_stat_xact_*, read
+in that session with stats_fetch_consistency = none), so they are exact per statement: parallel
+workers, which flush their counts when they exit, are turned off for the replay, and the writer
+below reads no row of the tables.
+
+A writer holds an UPDATE open on each busy table while a statement starts, as a busy application
 does: a statement that needs a lock writers conflict with has to wait for it, which is how the
 watcher sees its mode even when it runs outside a transaction. The writer then steps aside.
 """
@@ -24,14 +37,17 @@ import sqlalchemy as sa
 from workbook import locks
 from workbook.checks.base import Replay, Step
 
-WRITES = {"lead": "UPDATE lead SET company = company WHERE id = (SELECT min(id) FROM lead)",
-          "finding": "UPDATE finding SET status = status WHERE id = (SELECT min(id) FROM finding)"}
+# The writer's UPDATE changes no row: its ROW EXCLUSIVE lock on the table is what a DDL meets,
+# and reading nothing keeps its counts out of the statements' reads.
+WRITES = {table: f"UPDATE {table} SET id = id WHERE false" for table in ("lead", "finding")}
+LARGER = 100  # a production table this many times larger than the exercise's, for the stall estimate
 
 _READ = """
-    SELECT t.relname, t.seq_tup_read + coalesce(t.idx_tup_fetch, 0)
-           + coalesce(x.seq_tup_read, 0) + coalesce(x.idx_tup_fetch, 0)
-    FROM pg_stat_user_tables t LEFT JOIN pg_stat_xact_user_tables x USING (relid)
-    WHERE t.relname = ANY(%s)"""
+    SELECT t.relname, r.relname, r.oid = t.oid,
+           pg_stat_get_tuples_returned(r.oid) + pg_stat_get_xact_tuples_returned(r.oid)
+    FROM pg_class t
+    JOIN pg_class r ON r.oid = t.oid OR r.oid IN (SELECT indexrelid FROM pg_index WHERE indrelid = t.oid)
+    WHERE t.relname = ANY(%s) AND t.relkind IN ('r', 'p') AND pg_table_is_visible(t.oid)"""
 _OWN = """
     SELECT c.relname, l.mode FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
     WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' AND l.granted AND c.relname = ANY(%s)"""
@@ -44,9 +60,15 @@ _CATALOG = """
     FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid
     WHERE t.relname = ANY(%s) AND NOT x.indisprimary
     UNION ALL
-    SELECT 'not null ' || c.relname || '.' || a.attname, 'not null'
+    SELECT 'not null ' || c.relname || '.' || a.attname,
+           CASE WHEN EXISTS (SELECT FROM pg_constraint k WHERE k.conrelid = c.oid AND k.contype = 'n'
+                             AND NOT k.convalidated AND k.conkey = ARRAY[a.attnum])
+                THEN 'not null not valid' ELSE 'not null' END  -- PostgreSQL 18 sets attnotnull for both
     FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
     WHERE c.relname = ANY(%s) AND a.attnum > 0 AND a.attnotnull AND NOT a.attisdropped"""
+# Exact counts need PostgreSQL 15+ (shared statistics; earlier servers send them late).
+_SETTINGS = ["SET stats_fetch_consistency = none", "SET max_parallel_workers_per_gather = 0",
+             "SET max_parallel_maintenance_workers = 0"]
 
 
 def replay(r: Replay, mig, writer, watcher, verb: str, target: str,
@@ -55,6 +77,9 @@ def replay(r: Replay, mig, writer, watcher, verb: str, target: str,
     raw = mig.connection.dbapi_connection
     pid = mig.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
     mig.execute(sa.text("SET client_min_messages = debug1"))
+    exact = int(mig.execute(sa.text("SHOW server_version_num")).scalar_one()) >= 150000
+    for setting in _SETTINGS if exact else []:
+        mig.execute(sa.text(setting))
     mig.commit()
     log: list[dict] = []
     state = {"writing": False, "running": True}
@@ -63,12 +88,8 @@ def replay(r: Replay, mig, writer, watcher, verb: str, target: str,
     def query(sql: str, *args) -> list[tuple]:
         return raw.execute(sql, args).fetchall()
 
-    def reading() -> dict[str, int]:
-        try:
-            query("SELECT pg_stat_force_next_flush()")  # PostgreSQL 15+: flush at the next idle
-        except Exception:  # an older server flushes on its own schedule: readings may lag
-            pass
-        return {t: int(n) for t, n in query(_READ, tables)}
+    def reading() -> dict[tuple[str, str, bool], int]:
+        return {(t, rel, own): int(n) for t, rel, own, n in query(_READ, tables)}
 
     def write() -> None:
         with guard:
@@ -87,23 +108,25 @@ def replay(r: Replay, mig, writer, watcher, verb: str, target: str,
             if state["writing"]:
                 writer.rollback()
                 state["writing"] = False
+                entry = log[-1] if log else None
+                if entry is not None and "start" in entry and not entry["waited_ms"]:
+                    entry["waited_ms"] = (time.perf_counter() - entry["start"]) * 1000
 
     def before(conn, cursor, statement, parameters, context, executemany):
         write()
         held = set(query(_OWN, busy))
         log.append({"sql": " ".join(statement.split()), "read_before": reading(), "held_before": held,
                     "locks": set(held), "catalog": set(query(_CATALOG, tables, tables, tables)),
-                    "notices": [], "read": {}, "changes": [], "start": time.perf_counter()})
+                    "notices": [], "read": {}, "read_via": {}, "changes": [], "gone": [],
+                    "waited_ms": 0.0, "start": time.perf_counter()})
 
     def after(conn, cursor, statement, parameters, context, executemany):
         entry = log[-1]
         entry["ms"] = (time.perf_counter() - entry.pop("start")) * 1000
         entry["locks"] |= set(query(_OWN, busy))
-        now = reading()
-        entry["read"] = {t: n - entry["read_before"].get(t, 0) for t, n in now.items()
-                         if n - entry["read_before"].get(t, 0) > 0}
-        catalog = set(query(_CATALOG, tables, tables, tables))
-        entry["changes"] = sorted(catalog - entry.pop("catalog"))
+        _reads(entry, entry.pop("read_before"), reading())
+        catalog, earlier = set(query(_CATALOG, tables, tables, tables)), entry.pop("catalog")
+        entry["changes"], entry["gone"] = sorted(catalog - earlier), sorted(earlier - catalog)
 
     def watch() -> None:
         while state["running"]:
@@ -127,13 +150,65 @@ def replay(r: Replay, mig, writer, watcher, verb: str, target: str,
         sa.event.remove(mig, "before_cursor_execute", before)
         sa.event.remove(mig, "after_cursor_execute", after)
         step_aside()
-        try:  # back to the usual level for what follows (facts, the round trip)
+        try:  # back to the usual settings for what follows (facts, the round trip)
             mig.execute(sa.text("SET client_min_messages = notice"))
+            for setting in _SETTINGS if exact else []:
+                mig.execute(sa.text("RESET " + setting.split()[1]))
             mig.commit()
         except sa.exc.DBAPIError:
             mig.rollback()
     for entry in log:
-        entry.pop("start", None)
-        entry.pop("read_before", None)
-        entry.pop("catalog", None)
+        for key in ("start", "read_before", "catalog"):  # a statement that failed never reached after()
+            entry.pop(key, None)
+        entry.setdefault("ms", 0.0)
     return step, [e for e in log if not e["sql"].upper().startswith(("SET ", "RESET ", "SHOW "))]
+
+
+def _reads(entry: dict, before: dict, now: dict) -> None:
+    """Per table, the rows read between two readings: each relation's own difference, so an
+    index made or dropped by the statement neither adds nor hides the others' counts."""
+    for (table, rel, own), n in now.items():
+        delta = n - before.get((table, rel, own), 0)
+        if delta > 0:
+            entry["read"][table] = entry["read"].get(table, 0) + delta
+            if not own:
+                entry["read_via"].setdefault(table, []).append(rel)
+
+
+def read_under_lock(log: list[dict], rows: dict[str, int], share: float) -> list[dict]:
+    """The statements that read at least `share` of a table while holding a lock writers conflict with.
+
+    `rows` is each table's size before the replay. One dict per such statement: entry, table
+    and n (what it read, the most first), lock (table, mode: on the table it read if it held one
+    there), inherited (that lock was held before it started), taken_by (the earlier entry of
+    the same transaction that took it, or None).
+    """
+    found = []
+    for i, entry in enumerate(log):
+        strong = sorted((t, m) for t, m in entry["locks"] if m not in locks.WRITER_SAFE)
+        scanned = sorted(((n, t) for t, n in entry["read"].items() if t in rows and n >= share * rows[t]),
+                         reverse=True)
+        if not strong or not scanned:
+            continue
+        n, table = scanned[0]
+        lock = next((lk for lk in strong if lk[0] == table), strong[0])
+        inherited = lock in entry["held_before"]
+        taken_by = next((e for e in reversed(log[:i]) if lock in e["locks"] and lock not in e["held_before"]),
+                        None) if inherited else None
+        found.append({"entry": entry, "table": table, "n": n, "lock": lock, "inherited": inherited,
+                      "taken_by": taken_by})
+    return found
+
+
+def stall(entry: dict, lock: tuple[str, str]) -> str:
+    """What the statement's time under `lock` would mean on a table LARGER times bigger."""
+    table, mode = lock
+    seconds = max(entry["ms"] - entry.get("waited_ms", 0.0), 0.0) * LARGER / 1000
+    who = f"every query on {table}, reads included," if mode in locks.READER_BLOCKING else f"every write to {table}"
+    return f"on a table {LARGER} times larger, {who} would wait about {_duration(seconds)}"
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 120:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
