@@ -115,8 +115,19 @@ def cmd_db(args) -> int:
             return 1
         print("Dropped " + ", ".join(names) + ".")
     else:
-        print(db.url())
+        _print_url(db.ensure_ready())
     return 0
+
+
+def _print_url(b) -> None:
+    """The libpq form on stdout (`psql "$(workbook db url)"`), SQLAlchemy's labelled beside it.
+
+    SQLAlchemy reads postgresql:// as "use psycopg2", which the workbook does not install; libpq
+    (psql, psycopg) refuses a +driver. One URL cannot serve both, so each is named."""
+    u = b.server_url(b.learner_database)
+    print(u.set(drivername="postgresql").render_as_string(hide_password=False))
+    print(f"  (the line above is for psql and libpq; SQLAlchemy, as in create_engine or %sql, needs "
+          f"{u.render_as_string(hide_password=False)})", file=sys.stderr)
 
 
 def _start(b) -> str:
