@@ -269,3 +269,18 @@ def test_an_unmarked_scratch_copy_of_a_killed_check_is_dropped_by_its_name(serve
     finally:
         for one in made:
             server.execute(f'DROP DATABASE IF EXISTS "{one}" WITH (FORCE)')
+
+
+def test_an_interrupt_between_copy_and_mark_leaves_no_copy(monkeypatch):
+    """Ctrl-C after CREATE DATABASE and before COMMENT ON DATABASE: the copy goes at once."""
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(marks, "mark", interrupted)
+    with pytest.raises(KeyboardInterrupt), templates.scratch("baseline"):
+        pass
+    monkeypatch.undo()
+    with db.admin() as conn:
+        left = [n for n in marks.databases(conn)
+                if (marks.scratch_maker(n, templates.learner()) or ("", 0))[1] == os.getpid()]
+    assert left == []
