@@ -276,6 +276,7 @@ def test_an_interrupt_between_copy_and_mark_leaves_no_copy(monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
+    templates.ensure_template("baseline")  # built first: only the copy is interrupted
     monkeypatch.setattr(marks, "mark", interrupted)
     with pytest.raises(KeyboardInterrupt), templates.scratch("baseline"):
         pass
