@@ -4,10 +4,10 @@ A verdict is kept under a key made of what decides it:
 - the learner's file (its bytes), the track's models.py, and of the other revision files in the
   same versions/ folder only what preflight reads from them (their name and revision ids), so
   editing exercise 3 does not rerun exercise 1;
-- the workbook's code: one hash of every file in the workbook package (the checks, what they lean
-  on, exercises.toml), migrations/ (env.py, the baseline), solutions/ (the templates are built
-  from them), pyproject.toml and requirements.txt; so a `git pull` that changes any of them
-  replays. With the scale, this holds every input of the exercise's start template (a superset
+- the workbook's code: one hash of every module in the workbook package (the checks, what they
+  lean on, exercises.toml), migrations/ (env.py, the baseline), solutions/ (the templates are
+  built from them), pyproject.toml and requirements.txt; so a `git pull` that changes any of
+  them replays. About 60 files, read once per process: a few milliseconds. With the scale, this holds every input of the exercise's start template (a superset
   of what templates.fingerprint hashes);
 - the server it ran on: which one, not how its URL is spelt. The embedded server is its folder,
   whatever DATABASE_URL says (a notebook's setup() puts one in the kernel's environment); a
@@ -36,6 +36,7 @@ from workbook.status import ERROR, FAILED
 FILE = "verdicts.json"
 CODE_DIRS = ["workbook", "migrations", "solutions"]
 CODE_FILES = ["pyproject.toml", "requirements.txt"]
+CODE_SUFFIXES = (".py", ".toml", ".mako")  # code and manifest; not a settings file a tool may rewrite
 REASON_LENGTH = 100  # characters of the first failing criterion's message that progress shows
 
 
@@ -63,7 +64,7 @@ def _code_files() -> list[Path]:
     for top in CODE_DIRS:
         for folder, subdirs, names in os.walk(ROOT / top):
             subdirs[:] = sorted(d for d in subdirs if d != "__pycache__")
-            files += [Path(folder) / n for n in sorted(names) if not n.endswith((".pyc", ".pyo"))]
+            files += [Path(folder) / n for n in sorted(names) if n.endswith(CODE_SUFFIXES)]
     return files
 
 
