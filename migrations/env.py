@@ -1,11 +1,14 @@
 """Alembic environment for the workbook.
 
-Close to Alembic's generic template, with three changes:
+Close to Alembic's generic template, with four changes:
 - the URL comes from the workbook (embedded server, Docker or DATABASE_URL), not alembic.ini;
 - a caller may hand over an Engine or a Connection in config.attributes["connection"]
   (Alembic's cookbook recipe), which is how the checks and pytest-alembic drive migrations;
-- target_metadata is the models of the track being run (its models.py, which exercise 6 edits).
+- target_metadata is the models of the track being run (its models.py, which exercise 6 edits);
+- on a learner's command line, a file Python cannot read is named in one sentence (plainly()).
 """
+import contextlib
+import logging
 import os
 from logging.config import fileConfig
 from pathlib import Path
@@ -25,10 +28,29 @@ config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
     fileConfig(ROOT / "alembic.ini", disable_existing_loggers=False)
 
+
+@contextlib.contextmanager
+def plainly():
+    """On a learner's command line, a file Python cannot read is one sentence, not a traceback
+    (through models.py, Alembic's loader or anywhere else). The checks (which hand over a
+    connection) explain it themselves."""
+    try:
+        yield
+    except SyntaxError as exc:
+        if "connection" in config.attributes:  # a check's or a test's run: theirs to explain
+            raise
+        name = Path(exc.filename or "a file")
+        with contextlib.suppress(ValueError):
+            name = name.resolve().relative_to(ROOT)
+        raise SystemExit(f"alembic: File {name}, line {exc.lineno}: {exc.msg}. Python cannot read this "
+                         "file: fix that line (or the one before it), save, and run the command again.") from None
+
+
 # The models autogenerate and `alembic check` compare against: those of the track whose
 # versions/ folder is in version_locations (its models.py). pytest-alembic passes its own.
 track_dir = Path(config.get_main_option("version_locations").split(os.pathsep)[-1]).parent
-target_metadata = config.attributes.get("target_metadata") or models.track_metadata(track_dir)
+with plainly():
+    target_metadata = config.attributes.get("target_metadata") or models.track_metadata(track_dir)
 
 
 def models_at(connection: Connection):
@@ -42,7 +64,12 @@ def models_at(connection: Connection):
     from alembic.migration import MigrationContext
 
     began = not connection.in_transaction()
-    current = MigrationContext.configure(connection).get_current_revision()
+    said = logging.getLogger("alembic.runtime.migration")
+    quiet, said.disabled = said.disabled, True  # its "Context impl ..." lines: once, from the run itself
+    try:
+        current = MigrationContext.configure(connection).get_current_revision()
+    finally:
+        said.disabled = quiet
     if began and connection.in_transaction():
         connection.rollback()  # leave no transaction open: autocommit_block() asserts on one
     return models.renamed(target_metadata, current, track_dir)
@@ -103,7 +130,8 @@ def run_migrations_online() -> None:
         connection.commit()
 
 
-if context.is_offline_mode():
-    run_migrations_offline()
-else:
-    run_migrations_online()
+with plainly():
+    if context.is_offline_mode():
+        run_migrations_offline()
+    else:
+        run_migrations_online()

@@ -102,7 +102,6 @@ def test_a_stolen_revision_id_blames_the_thief(tmp_path):
     assert problem.startswith(f"{track}/versions/02_column_default.py also says revision = 'ex01_add_index'")
 
 
-
 @pytest.mark.parametrize("after", ["ex05_constraints", "ex07_contract"])
 def test_a_stray_draft_is_named_by_every_later_check(tmp_path, after):
     """Exercise 6's autogenerate draft left in versions/ (a second head, or a revision after the
@@ -116,3 +115,18 @@ def test_a_stray_draft_is_named_by_every_later_check(tmp_path, after):
     assert "Delete" in problem and "not one of the workbook's revisions" in problem
     if after == "ex05_constraints":
         assert "Multiple head revisions" in problem and "alembic merge heads" in problem
+
+
+def test_a_deploy_that_never_ends_is_stopped_with_one_verdict(tmp_path, capsys):
+    """lab.deploy (notebook 07) runs in a child process with a deadline, as a check does: an expand
+    that sleeps forever ends there with one sentence, and leaves no scratch copy or backend."""
+    from workbook import lab
+
+    track = make_track(tmp_path, **{"07_expand": revision(
+        "ex07_expand", "ex06_autogenerate", "op.execute('SELECT pg_sleep(3600)')", "pass")})
+    run = lab.deploy("07", track, deadline=8)
+    assert len(run["failed"]) == 1 and run["apps"] == {}, run["failed"]
+    said = run["failed"][0]
+    assert said.startswith("Stopped after 8 s while running your upgrade to ex07_expand."), said
+    assert said in capsys.readouterr().out and "Traceback" not in said
+    assert scratch_left() == []

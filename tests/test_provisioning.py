@@ -184,3 +184,53 @@ def test_embedded_server_restarts_in_the_same_process(tmp_path, monkeypatch):
     finally:
         db.backend().stop()
         db.forget()
+
+
+def test_db_url_prints_what_psql_reads_and_names_sqlalchemys_form():
+    import shutil
+
+    import psycopg
+
+    proc = run_cli("db", "url")
+    assert proc.returncode == 0, proc.stderr
+    libpq = proc.stdout.strip()
+    assert "\n" not in libpq and libpq.startswith("postgresql://"), libpq  # `psql "$(workbook db url)"`
+    with psycopg.connect(libpq) as conn:
+        assert conn.execute("SELECT current_database()").fetchone()[0] == db.ensure_ready().learner_database
+    if shutil.which("psql"):
+        said = subprocess.run(["psql", libpq, "-Atc", "SELECT 1"], capture_output=True, text=True, timeout=60)
+        assert said.stdout.strip() == "1", said.stderr
+    labelled = proc.stderr.strip()
+    assert "SQLAlchemy" in labelled and "postgresql+psycopg://" in labelled
+    eng = sa.create_engine(labelled.split("needs ", 1)[1].rstrip(")"), poolclass=sa.pool.NullPool)
+    with eng.connect() as conn:
+        assert conn.execute(sa.text("SELECT 1")).scalar_one() == 1
+    eng.dispose()
+
+
+def test_a_revision_python_cannot_read_is_one_sentence_from_alembic(tmp_path):
+    """`!alembic` after a typo in a revision the database has already run (the path through
+    models.is_stub) or has not run yet (Alembic's own loading): the file and line, no traceback."""
+    from workbook.manifest import ROOT
+
+    from conftest import make_track
+
+    track = make_track(tmp_path)
+    (track / "alembic.ini").write_text(  # the track's own ini names folders beside solutions/
+        f"[alembic]\nscript_location = {ROOT / 'migrations'}\npath_separator = os\n"
+        f"version_locations = {ROOT / 'migrations' / 'versions'}{os.pathsep}{track / 'versions'}\n"
+        f"prepend_sys_path = {ROOT}\n")
+    env = {"WORKBOOK_TRACK": str(track)}
+    templates.reset(manifest.get("06"))  # the database has run exercise 5's revision
+    fine = run_cli("alembic", "current", env=env)
+    assert fine.returncode == 0 and fine.stderr.count("Context impl PostgresqlImpl.") == 1, fine.stderr
+    path = track / "versions" / "05_constraints.py"
+    lines = path.read_text().splitlines()
+    n = next(i for i, line in enumerate(lines, 1) if line.startswith("def upgrade"))
+    lines[n - 1] = "def upgrade(:"
+    path.write_text("\n".join(lines) + "\n")
+    for argv in (["alembic", "current"], ["alembic", "upgrade", "head"], ["alembic", "downgrade", "-1"]):
+        proc = run_cli(*argv, env=env)
+        said = proc.stderr.strip()
+        assert proc.returncode != 0 and "Traceback" not in said and "\n" not in said, said
+        assert said.startswith(f"alembic: File {path}, line {n}: invalid syntax.") and "fix that line" in said, said

@@ -1,5 +1,6 @@
 """The learner's data is safe: the workbook replaces only databases it made, and learners sharing
 one server (the PostgreSQL on 127.0.0.1:5432) cannot disturb each other."""
+import contextlib
 import os
 import shutil
 import subprocess
@@ -53,17 +54,24 @@ def learner_env(database: str, user: str = "postgres", **extra) -> dict:
             "WORKBOOK_SCALE": "0.01", "WORKBOOK_TRACK": "solutions", **extra}
 
 
-def reset_as(database: str, exercise: str = "02") -> None:
-    """`workbook reset` in this process as another learner (quicker than a CLI process)."""
+@contextlib.contextmanager
+def acting_as(database: str):
+    """This process as another learner for the block (quicker than a CLI process)."""
     saved = {k: os.environ.get(k) for k in learner_env(database)}
     os.environ.update(learner_env(database))
     try:
         db.forget()
-        templates.reset(manifest.get(exercise))
+        yield
     finally:
         for key, value in saved.items():
             os.environ.pop(key) if value is None else os.environ.__setitem__(key, value)
         db.forget()
+
+
+def reset_as(database: str, exercise: str = "02") -> None:
+    """`workbook reset` in this process as another learner."""
+    with acting_as(database):
+        templates.reset(manifest.get(exercise))
 
 
 def rows(database: str, sql: str):
@@ -229,3 +237,51 @@ def test_db_remove_drops_only_what_the_workbook_made_for_this_learner(server):
     assert not marks.of(server, name)[0] and marks.of(server, other)[0]
     again = run_cli("db", "remove", env=learner_env(name))  # nothing left: says so, and succeeds
     assert again.returncode == 0 and "Nothing to drop" in again.stdout, again.stdout
+
+
+def test_an_unmarked_scratch_copy_of_a_killed_check_is_dropped_by_its_name(server):
+    """A check killed between copying its scratch database and marking it leaves it unmarked; its
+    name (learner key, host, pid) still says it is this learner's: sweep drops it once that pid is
+    gone on this host, and `db remove` drops it too. Names of another learner, or not exactly of
+    the pattern, stay."""
+    name = f"{TAG}_interrupted"
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a pid nobody runs now
+    host = marks.host_id()[:6]
+    key, other_host = marks.learner_key(name), "000000" if host != "000000" else "111111"
+    orphan = f"{key}_s{host}_{dead.pid}_0"
+    running = f"{key}_s{host}_{os.getpid()}_97"  # its maker (this process) still runs
+    elsewhere = f"{key}_s{other_host}_{dead.pid}_0"  # another machine's: its pid says nothing here
+    theirs = f"{marks.learner_key(name + '2')}_s{host}_{dead.pid}_0"  # a look-alike learner's
+    notes = f"{orphan}_notes"  # someone's database that only starts like one
+    made = [orphan, running, elsewhere, theirs, notes]  # no reset: remove then touches no shared template
+    try:
+        for one in made:
+            server.execute(f'CREATE DATABASE "{one}"')
+        with acting_as(name), db.admin() as conn:
+            assert templates.sweep(conn) == [orphan]
+        left = set(marks.databases(server))
+        assert orphan not in left and {running, elsewhere, theirs, notes} <= left
+        done = run_cli("db", "remove", "--yes", env=learner_env(name))
+        assert done.returncode == 0 and running in done.stdout and elsewhere in done.stdout, done.stdout + done.stderr
+        left = set(marks.databases(server))
+        assert not {running, elsewhere} & left and {theirs, notes} <= left
+    finally:
+        for one in made:
+            server.execute(f'DROP DATABASE IF EXISTS "{one}" WITH (FORCE)')
+
+
+def test_an_interrupt_between_copy_and_mark_leaves_no_copy(monkeypatch):
+    """Ctrl-C after CREATE DATABASE and before COMMENT ON DATABASE: the copy goes at once."""
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    templates.ensure_template("baseline")  # built first: only the copy is interrupted
+    monkeypatch.setattr(marks, "mark", interrupted)
+    with pytest.raises(KeyboardInterrupt), templates.scratch("baseline"):
+        pass
+    monkeypatch.undo()
+    with db.admin() as conn:
+        left = [n for n in marks.databases(conn)
+                if (marks.scratch_maker(n, templates.learner()) or ("", 0))[1] == os.getpid()]
+    assert left == []

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -19,8 +20,8 @@ def committed(path: str) -> str:
                           text=True, check=True).stdout
 
 
-def progress_output(track, *extra) -> list[str]:
-    env = {**os.environ, "WORKBOOK_TRACK": str(track)}
+def progress_output(track, *extra, env=None) -> list[str]:
+    env = {**(os.environ if env is None else env), "WORKBOOK_TRACK": str(track)}
     proc = subprocess.run([sys.executable, "-m", "workbook", "progress", *extra], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -119,3 +120,75 @@ def test_a_forked_run_can_be_stopped_and_a_dead_zygote_is_not_a_verdict(tmp_path
         assert run.code == 0 and [t[:2] for t in run.tests] == [("test_passes", "passed")]
     finally:
         zygote.close()
+
+
+def stubs_track(tmp_path, **files):
+    """A track of committed stubs (every check answers at once), some files replaced."""
+    stubs = {part.file: committed(f"exercises/{part.file}") for ex in manifest.exercises() for part in ex.parts()}
+    return make_track(tmp_path, **{**stubs, **files})
+
+
+def test_a_notebook_check_and_a_terminal_progress_share_a_verdict(tmp_path):
+    """setup() puts the database's URL in the kernel's DATABASE_URL (the embedded server's too, and
+    spelt postgresql+psycopg:// on any server); a terminal has its own, or none: one server, one verdict."""
+    from workbook import db
+    from workbook.config import settings
+
+    track = stubs_track(tmp_path)
+    kernel = {**os.environ, "WORKBOOK_TRACK": str(track), "DATABASE_URL": db.url()}  # as setup() leaves it
+    cell = "from workbook import notebook\ntry:\n    notebook.check('01')\nexcept notebook.CheckNotPassed:\n    pass\n"
+    proc = subprocess.run([sys.executable, "-c", cell], cwd=ROOT, env=kernel, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0 and "not attempted" in proc.stdout, proc.stdout + proc.stderr
+    terminal = dict(os.environ)
+    if settings().mode != "url":
+        terminal.pop("DATABASE_URL", None)  # a terminal of the embedded server has none
+    lines = progress_output(track, env=terminal)
+    assert lines[0].endswith("(unchanged since its last check)"), lines[0]
+
+
+def test_failed_exercises_show_their_first_reason_in_progress(tmp_path):
+    wrong = committed("exercises/versions/01_add_index.py").replace(
+        'down_revision = "baseline"', 'down_revision = "nothing"')
+    assert wrong != committed("exercises/versions/01_add_index.py")
+    track = stubs_track(tmp_path, **{"versions/01_add_index.py": wrong})
+    first = progress_output(track)
+    line = first[0]
+    kept = verdicts.recall(manifest.get("01"), track)  # the reason is remembered with the verdict
+    assert kept["status"] == base.FAILED and kept["reason"].startswith(str(track / "versions" / "01_add_index.py"))
+    assert "✗ 01" in line and line.endswith(f"failed: {kept['reason']}"), line
+    assert "Set down_revision" not in line  # one short sentence, not the whole message
+    short = base.Report("01", "t", base.FAILED, [
+        base.Result("a", "A", False, base.FAILED, "Advisory only. Not this one."),
+        base.Result("b", "B", True, base.FAILED, "exercises/versions/01_add_index.py, line 3: took a ShareLock "
+                    "on finding. Use CONCURRENTLY.")])
+    assert verdicts.reason(short) == "exercises/versions/01_add_index.py, line 3: took a ShareLock on finding."
+    again = progress_output(track)
+    assert again[0] == line + "  (unchanged since its last check)"
+
+
+def test_the_cache_key_follows_the_workbooks_code(tmp_path, monkeypatch):
+    """A `git pull` that changes what the checks lean on (a helper module, migrations/env.py, the
+    server layer, the manifest) replays them; the learner's track is the same."""
+    track = make_track(tmp_path)
+    ex = manifest.get("01")
+    copy = tmp_path / "checkout"
+    for top in verdicts.CODE_DIRS:
+        shutil.copytree(ROOT / top, copy / top, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in verdicts.CODE_FILES:
+        shutil.copy(ROOT / name, copy / name)
+    monkeypatch.setattr(verdicts, "ROOT", copy)
+    verdicts.code.cache_clear()
+    try:
+        before = verdicts.key(ex, track)
+        assert verdicts.key(ex, track) == before
+        for changed in ("workbook/locks.py", "workbook/app.py", "workbook/templates.py", "workbook/db/external.py",
+                        "migrations/env.py", "workbook/checks/common.py", "workbook/exercises.toml"):
+            path = copy / changed
+            path.write_text(path.read_text() + "\n# changed by a pull\n")
+            verdicts.code.cache_clear()
+            after = verdicts.key(ex, track)
+            assert after != before, changed
+            before = after
+    finally:
+        verdicts.code.cache_clear()

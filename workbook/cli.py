@@ -115,8 +115,19 @@ def cmd_db(args) -> int:
             return 1
         print("Dropped " + ", ".join(names) + ".")
     else:
-        print(db.url())
+        _print_url(db.ensure_ready())
     return 0
+
+
+def _print_url(b) -> None:
+    """The libpq form on stdout (`psql "$(workbook db url)"`), SQLAlchemy's labelled beside it.
+
+    SQLAlchemy reads postgresql:// as "use psycopg2", which the workbook does not install; libpq
+    (psql, psycopg) refuses a +driver. One URL cannot serve both, so each is named."""
+    u = b.server_url(b.learner_database)
+    print(u.set(drivername="postgresql").render_as_string(hide_password=False))
+    print(f"  (the line above is for psql and libpq; SQLAlchemy, as in create_engine or %sql, needs "
+          f"{u.render_as_string(hide_password=False)})", file=sys.stderr)
 
 
 def _start(b) -> str:
@@ -143,7 +154,7 @@ def cmd_check(args) -> int:
     try:
         with progress.shown(f"checking exercise {args.exercise}", "none" if args.json else "terminal"):
             result = base.check(args.exercise)
-        verdicts.remember(manifest.get(args.exercise), result.status)
+        verdicts.remember(manifest.get(args.exercise), result.status, why=verdicts.reason(result))
         classroom.record(result)
     except WorkbookError as err:
         result = base.error_report(args.exercise, err)
@@ -168,12 +179,13 @@ def cmd_progress(args) -> int:
     for ex in manifest.exercises():
         kept = None if args.fresh else verdicts.recall(ex)
         if kept:
-            status, note = kept["status"], "  (unchanged since its last check)"
+            status, why, note = kept["status"], kept.get("reason"), "  (unchanged since its last check)"
             remembered += 1
         else:
-            status, note = _run_check(ex), ""
+            (status, why), note = _run_check(ex), ""
         done += status == PASSED
-        print(f"  {MARK[status]} {ex.number} {ex.title:<{width}}  {status}{note}", flush=True)
+        said = f": {why}" if why else ""  # a failure's first reason, so nobody has to rerun it to see
+        print(f"  {MARK[status]} {ex.number} {ex.title:<{width}}  {status}{said}{note}", flush=True)
     total = len(manifest.exercises())
     print(f"{done} of {total} exercises passed ({100 * done // total} % complete).")
     if remembered:
@@ -182,20 +194,21 @@ def cmd_progress(args) -> int:
     return 0
 
 
-def _run_check(ex) -> str:
+def _run_check(ex) -> tuple[str, str]:
+    """(status, the first failing criterion's message, short) of one check."""
     from workbook import classroom, progress, verdicts
     from workbook.checks import base
 
     try:
         with progress.shown(f"checking exercise {ex.number}"):
             result = base.check(ex.id)
-        status = result.status
-        verdicts.remember(ex, status)
+        why = verdicts.reason(result)
+        verdicts.remember(ex, result.status, why=why)
         classroom.record(result)
     except WorkbookError as err:
-        status = base.ERROR
         print(f"  (exercise {ex.number}: {err})", file=sys.stderr)
-    return status
+        return base.ERROR, ""
+    return result.status, why
 
 
 def cmd_solution(args) -> int:

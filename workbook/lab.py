@@ -298,32 +298,50 @@ def rename_under_load(database: str, sql: str) -> dict:
     return {"apps": {"old": old.result()}, "timeline": timeline}
 
 
-def deploy(name: str = "07", track_dir: Path | None = None) -> dict:
+def deploy(name: str = "07", track_dir: Path | None = None, deadline: float | None = None) -> dict:
     """Exercise 7's rolling deploy of your two revisions on a scratch copy, as its check runs it.
 
     Old code runs; expand; new code joins; old code stops; contract; new code stops. Returns
-    {"apps": ..., "timeline": ..., "expand": ok, "contract": ok} for plot_deploy().
+    {"apps": ..., "timeline": ..., "failed": [why, ...]} for plot_deploy(). Like a check, it
+    runs in a child process stopped at the exercise's deadline (or `deadline` seconds), and
+    shows what it is doing on one line while it runs.
     """
-    from workbook import templates
-    from workbook.checks import ex07_expand_contract as ex07
-    from workbook.checks.base import Evidence, Replay
+    from workbook import progress, templates
+    from workbook.checks import base, runner
     from workbook.config import settings
 
     ex = manifest.get(name)
     track_dir = Path(track_dir or settings().track_dir)
-    with templates.scratch(ex.start) as database:
-        ev = Evidence(notices=[], timeline=[], contract=None)
-        up, down = (Replay(part, track_dir, database, evidence=ev) for part in ex.parts())
-        eng = db.engine(database)
-        try:
-            with eng.connect() as conn:
-                url = eng.url.set(drivername="postgresql").render_as_string(hide_password=False)
-                ex07.deploy(up, down, conn, url, list(ex07.APP_IDS))
-        finally:
-            eng.dispose()
-    failed = [s.error for s in (ev.expand, ev.contract) if s is not None and not s.ok]
-    for error in failed:
+    limit = deadline or ex.deadline
+    with progress.shown(f"deploying exercise {ex.number}", progress.here()), \
+            templates.scratch(ex.start) as database:
+        outcome = runner.in_child(_deploy, (ex.id, str(track_dir), database, limit), limit)
+    if outcome.evidence is None:  # stopped at the deadline, or it could not run: one verdict
+        run = {"apps": {}, "timeline": [], "failed": [base._no_evidence(outcome, limit)[1].message]}
+    else:
+        run = outcome.evidence
+    for error in run["failed"]:
         print(error)
+    return run
+
+
+def _deploy(exercise_id: str, track_dir: str, database: str, deadline: float) -> dict:
+    """deploy()'s work, in its child process."""
+    from workbook.checks import ex07_expand_contract as ex07
+    from workbook.checks.base import Evidence, Replay
+
+    ex = manifest.get(exercise_id)
+    ev = Evidence(notices=[], timeline=[], contract=None)
+    up, down = (Replay(part, Path(track_dir), database, evidence=ev, statement_timeout=deadline + 5)
+                for part in ex.parts())
+    eng = up.engine()  # its statement_timeout: a backstop should the kill not reach the server
+    try:
+        with eng.connect() as conn:
+            url = eng.url.set(drivername="postgresql").render_as_string(hide_password=False)
+            ex07.deploy(up, down, conn, url, list(ex07.APP_IDS))
+    finally:
+        eng.dispose()
+    failed = [s.error for s in (ev.expand, ev.contract) if s is not None and not s.ok]
     return {"apps": ev.apps, "timeline": ev.timeline, "failed": failed}
 
 

@@ -14,6 +14,7 @@ import functools
 import hashlib
 import json
 import os
+import re
 import socket
 import time
 from typing import TYPE_CHECKING
@@ -68,6 +69,26 @@ def owner() -> dict:
 
 def scratch_name(learner: str, n: int) -> str:
     return f"{learner_key(learner)}_s{host_id()[:6]}_{os.getpid()}_{n}"
+
+
+def scratch_maker(name: str, learner: str) -> tuple[str, int] | None:
+    """(host, pid) a name of scratch_name(learner, ...) carries; None for any other name.
+
+    A scratch copy is created, then marked: a process killed in between leaves it unmarked, and
+    its name is then the only sign that the workbook made it. The name is only ever produced by
+    scratch_name: this learner's key (a hash of the full database name), then _s, six hex digits,
+    a pid and a counter; nobody names a database that by chance.
+    """
+    found = re.fullmatch(re.escape(learner_key(learner)) + r"_s([0-9a-f]{6})_([0-9]{1,10})_([0-9]{1,10})", name)
+    return (found[1], int(found[2])) if found else None
+
+
+def unmarked_scratch_abandoned(name: str, learner: str) -> bool:
+    """An unmarked database named as this learner's scratch copy, made on this host by a process
+    that is gone. A live pid (the maker, or a process that reuses its number) keeps it: its
+    start time was never recorded, so the doubt goes to keeping it."""
+    maker = scratch_maker(name, learner)
+    return maker is not None and maker[0] == host_id()[:6] and not _alive(maker[1])
 
 
 def mark(conn: Connection, database: str, kind: str, **facts) -> None:

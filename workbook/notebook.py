@@ -93,7 +93,7 @@ def check(name: str) -> None:
     try:
         with progress.shown(f"checking exercise {name}", "notebook" if _in_kernel() else "terminal"):
             result = base.check(name)
-        verdicts.remember(manifest.get(name), result.status)
+        verdicts.remember(manifest.get(name), result.status, why=verdicts.reason(result))
         classroom.record(result)
     except base.WorkbookError as err:
         result = base.error_report(name, err)

@@ -68,6 +68,15 @@ class _Cell:
             self.handle.update(shown)
 
 
+def here() -> str:
+    """Where a display goes from this process: the running notebook cell, or the terminal."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return "terminal"
+    return "notebook" if get_ipython() is not None else "terminal"
+
+
 @contextlib.contextmanager
 def shown(what: str, where: str = "terminal"):
     """Display the phases of the checks run in this block; where: terminal, notebook or none."""

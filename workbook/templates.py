@@ -336,9 +336,14 @@ def created(make) -> Iterator[str]:
     name = marks.scratch_name(learner(), next(_counter))
     with db.admin() as conn:
         _drop_if_ours(conn, name, "scratch")
-        make(conn, name)
-        marks.mark(conn, name, "scratch", learner=prefix(), **marks.owner())
-        marks.private(conn, name)
+        try:
+            make(conn, name)
+            marks.mark(conn, name, "scratch", learner=prefix(), **marks.owner())
+            marks.private(conn, name)
+        except BaseException:  # an interrupt between the copy and its mark: drop it now
+            with contextlib.suppress(Exception):
+                drop(conn, name)  # the name carries this process's pid: nobody else's
+            raise
     try:
         yield name
     finally:
@@ -356,21 +361,25 @@ def _drop_legacy(conn: Connection) -> None:
 
 
 def sweep(conn: Connection) -> list[str]:
-    """Drop this learner's scratch copies whose owner is gone (a killed check or test run)."""
+    """Drop this learner's scratch copies whose owner is gone (a killed check or test run), and
+    those a process killed between copy and mark left unmarked on this host (marks.scratch_maker)."""
     dropped = []
-    mine = prefix()
+    mine, who = prefix(), learner()
     for name, m in marks.databases(conn).items():
-        if m and m.get("kind") == "scratch" and m.get("learner") == mine and marks.abandoned(m):
+        if (m and m.get("kind") == "scratch" and m.get("learner") == mine and marks.abandoned(m)) \
+                or (m is None and marks.unmarked_scratch_abandoned(name, who)):
             drop(conn, name)
             dropped.append(name)
     return dropped
 
 
 def mine(conn: Connection) -> list[str]:
-    """What this learner's workbook made on the server: its database, scratch copies, templates."""
-    key = prefix()
+    """What this learner's workbook made on the server: its database, scratch copies (an unmarked
+    one too, by its name: marks.scratch_maker), templates."""
+    key, who = prefix(), learner()
     return sorted(name for name, m in marks.databases(conn).items()
-                  if m and key in (m.get("key"), m.get("learner"), m.get("by")))
+                  if (m and key in (m.get("key"), m.get("learner"), m.get("by")))
+                  or (m is None and marks.scratch_maker(name, who)))
 
 
 def remove(dry_run: bool = False) -> list[str]:

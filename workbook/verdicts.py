@@ -1,34 +1,43 @@
 """Remembered verdicts, so `workbook progress` need not replay a check whose inputs did not change.
 
-A verdict is kept under a key made of everything that could change it:
-- the learner's file (its bytes), the track's models.py, and of the other revision files in the same versions/ folder
-  only what preflight reads from them (their name and revision ids), so editing exercise 3 does
-  not rerun exercise 1;
-- the template's inputs (scale, seed, baseline and every reference solution: a superset of what
-  templates.fingerprint hashes, so a change there is never missed);
-- the workbook itself: its version (pyproject.toml), its requirements, and the check code
-  (every module in workbook/checks, and the modules they lean on);
-- the server it ran on (WORKBOOK_DB and DATABASE_URL).
-Only verdicts of checks that ran to the end are kept (never "error"). This module imports no
-database code, so a progress answered wholly from here starts fast.
+A verdict is kept under a key made of what decides it:
+- the learner's file (its bytes), the track's models.py, and of the other revision files in the
+  same versions/ folder only what preflight reads from them (their name and revision ids), so
+  editing exercise 3 does not rerun exercise 1;
+- the workbook's code: one hash of every module in the workbook package (the checks, what they
+  lean on, exercises.toml), migrations/ (env.py, the baseline), solutions/ (the templates are
+  built from them), pyproject.toml and requirements.txt; so a `git pull` that changes any of
+  them replays. About 60 files, read once per process: a few milliseconds. With the scale, this holds every input of the exercise's start template (a superset
+  of what templates.fingerprint hashes);
+- the server it ran on: which one, not how its URL is spelt. The embedded server is its folder,
+  whatever DATABASE_URL says (a notebook's setup() puts one in the kernel's environment); a
+  DATABASE_URL server is its user, host, port and database, whichever driver the URL names.
+Only verdicts of checks that ran to the end are kept (never "error"), with the first failing
+criterion's message for `progress` to show. This module imports no database code, so a progress
+answered wholly from here starts fast.
 """
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import json
 import os
+import re
 import time
 from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from workbook import manifest
 from workbook.config import settings
 from workbook.manifest import ROOT
-from workbook.status import ERROR
+from workbook.status import ERROR, FAILED
 
 FILE = "verdicts.json"
-CHECK_CODE = ["workbook/testing.py", "workbook/schema.py", "workbook/models.py", "workbook/migrate.py",
-              "requirements.txt"]
+CODE_DIRS = ["workbook", "migrations", "solutions"]
+CODE_FILES = ["pyproject.toml", "requirements.txt"]
+CODE_SUFFIXES = (".py", ".toml", ".mako")  # code and manifest; not a settings file a tool may rewrite
+REASON_LENGTH = 100  # characters of the first failing criterion's message that progress shows
 
 
 def _store() -> Path:
@@ -50,6 +59,50 @@ def _declared(path: Path) -> str:
     return ",".join(sorted(ids))
 
 
+def _code_files() -> list[Path]:
+    files = [ROOT / name for name in CODE_FILES]
+    for top in CODE_DIRS:
+        for folder, subdirs, names in os.walk(ROOT / top):
+            subdirs[:] = sorted(d for d in subdirs if d != "__pycache__")
+            files += [Path(folder) / n for n in sorted(names) if n.endswith(CODE_SUFFIXES)]
+    return files
+
+
+@functools.cache
+def code() -> str:
+    """One hash of the workbook's code and the templates' sources, read once per process."""
+    h = hashlib.sha256()
+    for path in _code_files():
+        h.update(str(path.relative_to(ROOT)).encode() + b"\0")
+        h.update(path.read_bytes() if path.exists() else b"<missing>")
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def server() -> str:
+    """Which server a verdict came from, however its URL was spelt or set."""
+    s = settings()
+    if s.mode == "embedded":
+        return f"embedded in {s.data_dir}"  # DATABASE_URL, if set, is not this server's
+    if s.mode == "docker":
+        return "docker"
+    return "url " + where(s.database_url or "")
+
+
+def where(raw: str) -> str:
+    """user@host:port/database of a PostgreSQL URL, whatever its scheme, driver or password."""
+    try:
+        u = urlsplit(raw.strip())
+        query = parse_qs(u.query)
+        host = (query.get("host") or [u.hostname or "localhost"])[0].lower()
+        port = (query.get("port") or [u.port or 5432])[0]
+        user = (query.get("user") or [unquote(u.username or "")])[0]
+        database = (query.get("dbname") or [unquote(u.path.lstrip("/"))])[0]
+    except ValueError:  # a port that is not a number: the check said so; keep the text apart
+        return raw.strip()
+    return f"{user}@{host}:{port}/{database}"
+
+
 def key(ex: manifest.Exercise, track_dir: Path | None = None) -> str:
     track_dir = Path(track_dir or settings().track_dir)
     h = hashlib.sha256()
@@ -62,17 +115,18 @@ def key(ex: manifest.Exercise, track_dir: Path | None = None) -> str:
     for other in sorted((track_dir / "versions").glob("*.py")):
         if other.resolve() not in own:
             h.update(f"{other.name}:{_declared(other)}".encode())
-    s = settings()
-    h.update(f"{s.scale!r} {s.mode} {s.database_url}".encode())  # another server may answer otherwise
-    inputs = [ROOT / "workbook" / "seed.py", ROOT / "migrations" / "versions" / "0000_baseline.py",
-              ROOT / "workbook" / "exercises.toml", ROOT / "pyproject.toml"]
-    inputs += sorted((ROOT / "solutions").rglob("*.py"))
-    inputs += [ROOT / name for name in CHECK_CODE]
-    inputs += sorted((ROOT / "workbook" / "checks").glob("*.py"))
-    for path in inputs:
-        h.update(path.name.encode())
-        h.update(path.read_bytes() if path.exists() else b"<missing>")
+    h.update(f"{settings().scale!r} {server()} {code()}".encode())
     return h.hexdigest()
+
+
+def reason(report) -> str:
+    """The first failing required criterion's message, cut to its first sentence and a line."""
+    if report.status != FAILED:
+        return ""
+    failed = report.failed_required()
+    text = " ".join(failed[0].message.split()) if failed else ""
+    text = re.split(r"(?<=[.!?])\s+(?=[A-Z`(])", text, maxsplit=1)[0]
+    return text if len(text) <= REASON_LENGTH else text[:REASON_LENGTH - 1].rstrip() + "…"
 
 
 def _load() -> dict:
@@ -87,17 +141,19 @@ def _entry(ex: manifest.Exercise, track_dir: Path | None) -> str:
 
 
 def recall(ex: manifest.Exercise, track_dir: Path | None = None) -> dict | None:
-    """{'status': ..., 'at': seconds since the epoch} if this exact input was checked before."""
+    """{'status': ..., 'reason': ..., 'at': seconds since the epoch} if this exact input was checked before."""
     found = _load().get(_entry(ex, track_dir))
     return found if found and found.get("key") == key(ex, track_dir) else None
 
 
-def remember(ex: manifest.Exercise, status: str, track_dir: Path | None = None) -> None:
+def remember(ex: manifest.Exercise, status: str, track_dir: Path | None = None, why: str = "") -> None:
+    """Keep a verdict; `why` is reason(report) for a failed one."""
     if status == ERROR:
         return
     data = {name: v for name, v in _load().items()  # forget tracks that are gone (test copies)
             if Path(name.split(" in ", 1)[-1]).is_dir()}
-    data[_entry(ex, track_dir)] = {"key": key(ex, track_dir), "status": status, "at": time.time()}
+    data[_entry(ex, track_dir)] = {"key": key(ex, track_dir), "status": status, "reason": why,
+                                   "at": time.time()}
     path = _store()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""Run an exercise's gather() in a child process, bounded by the exercise's deadline.
+"""Run an exercise's gather() (or lab.deploy's rolling deploy) in a child process, bounded by a deadline.
 
 A learner's revision may sleep for an hour, loop forever in Python, or wait on a lock nobody
 releases. Run in the notebook's kernel, none of that could be stopped: a thread cannot be
@@ -37,12 +37,18 @@ def gather(ex, track_dir: Path, databases: list[str], deadline: float) -> Outcom
 
     gather() replays on databases[0]; a second copy, if given, is the lock probe's.
     """
+    return in_child(_gather, (ex.id, str(track_dir), databases, deadline), deadline)
+
+
+def in_child(work, args: tuple, deadline: float) -> Outcome:
+    """work(*args) in a child process stopped at `deadline` seconds; what it returns is the
+    Outcome's evidence. Its phases (base.phase) reach this process's listener as they start.
+    `work` is a module-level function, so it reaches the child on any platform."""
     from workbook.checks import base
 
     ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
     receive, send = ctx.Pipe(duplex=False)
-    child = ctx.Process(target=_child, args=(send, ex.id, str(track_dir), databases, deadline),
-                        daemon=True)
+    child = ctx.Process(target=_child, args=(send, work, args), daemon=True)
     start = time.monotonic()
     child.start()
     send.close()
@@ -83,16 +89,14 @@ def _stop(child) -> None:
     child.join(5)
 
 
-def _child(send, exercise_id: str, track_dir: str, databases: list[str], deadline: float) -> None:
+def _child(send, work, args: tuple) -> None:
     if hasattr(os, "setpgid"):
         os.setpgid(0, 0)  # one group: the deadline stops the subprocesses a check starts too
     import sqlalchemy as sa
 
-    from workbook import db, manifest
-    from workbook.checks import base, lock_probe
+    from workbook import db
+    from workbook.checks import base
 
-    ex = manifest.get(exercise_id)
-    module = importlib.import_module(ex.check)
     lock = threading.Lock()  # phases may come from the migration's thread too
     current = ["starting the replay"]
 
@@ -101,17 +105,11 @@ def _child(send, exercise_id: str, track_dir: str, databases: list[str], deadlin
         with lock:
             send.send(("phase", (text, learner)))
 
-    replay = base.Replay(ex, Path(track_dir), databases[0], getattr(module, "explain", None),
-                         statement_timeout=deadline + 5)  # a backstop should the kill not reach the server
     try:
-        # First, while this process has one thread: the probe forks its child.
-        probe = lock_probe.start(replay, module.LOCK_PROBE, databases[1]) if databases[1:] else None
         with base.listening(forward):
-            evidence = module.gather(replay)
-        if probe:
-            probe.join(lock_probe.STARTUP + lock_probe.SECONDS + 30)
+            result = work(*args)
         with lock:
-            send.send(("evidence", evidence))
+            send.send(("evidence", result))
     except sa.exc.DBAPIError as exc:
         send.send(("db_error", f"While {current[0]}, PostgreSQL said: {db.first_line(exc)}"))
     except WorkbookError as exc:
@@ -120,3 +118,21 @@ def _child(send, exercise_id: str, track_dir: str, databases: list[str], deadlin
         send.send(("error", f"{type(exc).__name__}: {db.first_line(exc)}"))
     finally:
         send.close()
+
+
+def _gather(exercise_id: str, track_dir: str, databases: list[str], deadline: float):
+    from workbook import manifest
+    from workbook.checks import base, lock_probe
+
+    ex = manifest.get(exercise_id)
+    module = importlib.import_module(ex.check)
+    replay = base.Replay(ex, Path(track_dir), databases[0], getattr(module, "explain", None),
+                         statement_timeout=deadline + 5)  # a backstop should the kill not reach the server
+    probe = None
+    if databases[1:]:  # forked here, first: this process has one thread; its child stays silent
+        with base.listening(None):
+            probe = lock_probe.start(replay, module.LOCK_PROBE, databases[1])
+    evidence = module.gather(replay)
+    if probe:
+        probe.join(lock_probe.STARTUP + lock_probe.SECONDS + 30)
+    return evidence
