@@ -238,3 +238,16 @@ c.SimpleLocalProcessSpawner.home_dir_template = {os.path.join(home_base, '{usern
         for home in homes.values():
             _stop_embedded(home)
         shutil.rmtree(home_base, ignore_errors=True)
+
+
+def test_the_zero_to_jupyterhub_values_parse_and_name_the_hook():
+    """All that can be checked without a cluster: the YAML, and the hub snippet it carries."""
+    import yaml
+    from traitlets.config import Config
+
+    values = yaml.safe_load((ROOT / "deploy" / "zero-to-jupyterhub" / "values.yaml").read_text())
+    c = Config()
+    exec(values["hub"]["extraConfig"]["workbook-room-only"], {"c": c})
+    assert callable(c.KubeSpawner.pre_spawn_hook)
+    assert values["singleuser"]["storage"]["homeMountPath"] in "/home/jovyan/work/.workbook"
+    assert values["hub"]["extraVolumes"][0]["secret"]["secretName"] == "workbook-class"
