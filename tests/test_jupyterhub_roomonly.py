@@ -24,7 +24,7 @@ import pytest
 import sqlalchemy as sa
 
 from conftest import run_cli
-from test_classroom import SERVER, _server_answers, connect, drop_leftovers, scram_matches, verifier
+from test_classroom import SERVER, _server_answers, connect, drop_leftovers, leftovers, scram_matches, verifier
 from test_jupyterhub import SEARCH, _free_port, _need_hub, api, run_in_kernel
 from workbook import classroom
 from workbook.manifest import ROOT
@@ -65,7 +65,9 @@ def room_class(server, tmp_path_factory):
         yield out, {row["name"]: row for row in rows}
     finally:
         run_cli("classroom", "remove", "--yes", env=admin_env())
+        left = leftovers(server, TAG)
         drop_leftovers(server, TAG)
+    assert left == ([], []), f"remove left {left}"  # the room-only roles too
 
 
 def password(row: dict) -> str:
