@@ -275,7 +275,8 @@ def _ours(path: str | None, name: str) -> bool:
             rows = list(csv.reader(f))
     except OSError:
         return False
-    return bool(rows) and rows[0] in (CSV_FIELDS, ROOM_ONLY_FIELDS) and all(r[1].startswith(f"{name}_") for r in rows[1:])
+    return bool(rows) and rows[0] in (CSV_FIELDS, ROOM_ONLY_FIELDS) \
+        and all(r[1].startswith(f"{name}_") for r in rows[1:])
 
 
 # --- the learner's side: record a verdict in the room ---------------------------------------
