@@ -15,10 +15,17 @@ with it. `create` makes
   database it owns, private to it, marked as a learner database of this class.
 A learner's workbook finds the room in its database's mark and records each verdict there,
 best-effort. `remove` drops what `create` made and nothing else.
+
+`create --room-only` keeps only the room on the shared server: each learner works in the
+embedded PostgreSQL of its own Jupyter server (a process, a container, a pod), so the class's
+checks run on the hub's machines, not on this server. A room-only learner is a LOGIN role in
+the group and nothing else (no CREATEDB, no database, no template is built), marked in its
+role's comment; its CSV row holds WORKBOOK_ROOM_URL, the room with that role's password.
 """
 from __future__ import annotations
 
 import csv
+import json
 import os
 import re
 import secrets
@@ -26,9 +33,7 @@ import sys
 from pathlib import Path
 
 import psycopg
-import sqlalchemy as sa
 from psycopg import Connection
-from sqlalchemy.pool import NullPool
 
 from workbook import db, manifest, marks, templates
 from workbook.config import settings
@@ -91,6 +96,7 @@ def templates_role(name: str) -> str:
 
 
 CSV_FIELDS = ["name", "role", "database", "DATABASE_URL"]
+ROOM_ONLY_FIELDS = ["name", "role", "WORKBOOK_ROOM_URL"]
 RESERVED = ("learners", "templates")  # the class's own roles are CLASS_learners, CLASS_templates
 
 
@@ -114,19 +120,21 @@ def seats(count: int | None, names_file: str | None) -> list[tuple[str, str]]:
     return [(f"learner {i:02d}", f"{i:02d}") for i in range(1, count + 1)]
 
 
-def login_role(conn: Connection, role: str, password: str, grp: str) -> None:
+def login_role(conn: Connection, role: str, password: str, grp: str, createdb: bool = True) -> None:
     """The statement carries a SCRAM verifier, never the password: a server that logs its DDL
     (log_statement = ddl) keeps no learner's password."""
     verifier = conn.pgconn.encrypt_password(password.encode(), role.encode(), b"scram-sha-256").decode()
-    conn.execute(f"CREATE ROLE {q(role)} LOGIN CREATEDB PASSWORD {marks.literal(verifier)} IN ROLE {q(grp)}")
+    rights = "CREATEDB" if createdb else "NOCREATEDB"
+    conn.execute(f"CREATE ROLE {q(role)} LOGIN {rights} PASSWORD {marks.literal(verifier)} IN ROLE {q(grp)}")
 
 
-def create(count: int | None, names_file: str | None, csv_path: str | None) -> tuple[list[dict], Path]:
+def create(count: int | None, names_file: str | None, csv_path: str | None,
+           room_only: bool = False) -> tuple[list[dict], Path]:
     """Make the class; each learner's row goes into the CSV (mode 0600) as soon as its role exists,
     so a create cut short keeps every password it set. Returns the rows and the CSV's path."""
     name, members = room(), seats(count, names_file)
     grp = group(name)
-    owners = {"template_owner": templates_role(name), "table_owner": grp}
+    owners = {} if room_only else {"template_owner": templates_role(name), "table_owner": grp}
     out = Path(csv_path or f"{name}-learners.csv").absolute()
     if out.exists():
         raise WorkbookError(f"{out} already exists; it may hold another class's passwords. Move it, "
@@ -138,9 +146,11 @@ def create(count: int | None, names_file: str | None, csv_path: str | None) -> t
             raise WorkbookError(f"The database {name} already exists, so this class was created before "
                                 "(or the name is taken). `workbook classroom remove --yes` removes a class.")
         conn.execute(f"CREATE ROLE {q(grp)} NOLOGIN")
-        conn.execute(f"CREATE ROLE {q(templates_role(name))} NOLOGIN CREATEDB")
+        if not room_only:
+            conn.execute(f"CREATE ROLE {q(templates_role(name))} NOLOGIN CREATEDB")
         conn.execute(f"CREATE DATABASE {q(name)}")
-        marks.mark(conn, name, "room", classroom=name, **owners, **wrote)
+        marks.mark(conn, name, "room", classroom=name, **owners, **wrote,
+                   **({"room_only": True} if room_only else {}))
         marks.private(conn, name)
         conn.execute(f"GRANT CONNECT ON DATABASE {q(name)} TO {q(grp)}")
     eng = db.engine(name)
@@ -149,14 +159,15 @@ def create(count: int | None, names_file: str | None, csv_path: str | None) -> t
     eng.dispose()
     templates._owners.clear()  # the room's mark now names the template owner
     first = None
-    for ex in manifest.exercises():  # built once, for everyone
+    for ex in [] if room_only else manifest.exercises():  # built once, for everyone
         tpl = templates.ensure_template(ex.start)
         first = first or tpl
     base_url = db.ensure_ready().server_url(name)
     learners: list[dict] = []
     fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # passwords: the instructor's eyes only
     with os.fdopen(fd, "w", newline="") as f, db.admin() as conn:
-        writer = csv.DictWriter(f, fieldnames=CSV_FIELDS, lineterminator="\n")
+        fields = ROOM_ONLY_FIELDS if room_only else CSV_FIELDS
+        writer = csv.DictWriter(f, fieldnames=fields, lineterminator="\n")
         writer.writeheader()
         strategy = " STRATEGY FILE_COPY" if conn.info.server_version >= 150000 else ""
         display = ""
@@ -164,7 +175,15 @@ def create(count: int | None, names_file: str | None, csv_path: str | None) -> t
             for display, seat in members:
                 role = f"{name}_{seat}"
                 password = secrets.token_urlsafe(18)  # letters, digits, - and _: safe in URLs
-                login_role(conn, role, password, grp)
+                login_role(conn, role, password, grp, createdb=not room_only)
+                if room_only:
+                    url = base_url.set(drivername="postgresql", username=role, password=password, database=name)
+                    learners.append({"name": display, "role": role,
+                                     "WORKBOOK_ROOM_URL": url.render_as_string(hide_password=False)})
+                    writer.writerow(learners[-1])
+                    f.flush()
+                    mark_role(conn, role, classroom=name, name=display)
+                    continue
                 url = base_url.set(drivername="postgresql", username=role, password=password, database=role)
                 learners.append({"name": display, "role": role, "database": role,
                                  "DATABASE_URL": url.render_as_string(hide_password=False)})
@@ -182,6 +201,25 @@ def create(count: int | None, names_file: str | None, csv_path: str | None) -> t
                 raise
             raise WorkbookError(f"Stopped at the learner {display!r}: {db.first_line(exc)}. {made}") from None
     return learners, out
+
+
+def mark_role(conn: Connection, role: str, **facts) -> None:
+    """A room-only learner has no database to carry its mark: its role does."""
+    text = marks.MARK + json.dumps({"kind": "learner", **facts}, sort_keys=True)
+    conn.execute(f"COMMENT ON ROLE {q(role)} IS {marks.literal(text)}")
+
+
+def roster(conn: Connection, name: str) -> list[tuple[str, str]]:
+    """(role, display name) of the class's learners, those with a database and room-only ones."""
+    found = {d: m.get("name") or d for d, m in marks.databases(conn).items()
+             if m and m.get("kind") == "learner" and m.get("classroom") == name}
+    for role, comment in conn.execute(
+            "SELECT rolname, shobj_description(oid, 'pg_authid') FROM pg_roles "
+            "WHERE pg_has_role(rolname, %s, 'MEMBER') AND rolname <> %s", (group(name), group(name))):
+        m = marks._parse(comment) or {}
+        if m.get("kind") == "learner" and m.get("classroom") == name:
+            found[role] = m.get("name") or role
+    return sorted(found.items())
 
 
 def _made(conn: Connection, name: str) -> tuple[list[str], list[str]]:
@@ -237,7 +275,8 @@ def _ours(path: str | None, name: str) -> bool:
             rows = list(csv.reader(f))
     except OSError:
         return False
-    return bool(rows) and rows[0] == CSV_FIELDS and all(r[1].startswith(f"{name}_") for r in rows[1:])
+    return bool(rows) and rows[0] in (CSV_FIELDS, ROOM_ONLY_FIELDS) \
+        and all(r[1].startswith(f"{name}_") for r in rows[1:])
 
 
 # --- the learner's side: record a verdict in the room ---------------------------------------
@@ -246,33 +285,34 @@ _rooms: dict[str, str | None] = {}
 
 
 def _my_room() -> str | None:
+    """The room's libpq URL: WORKBOOK_ROOM_URL when set (room-only), else the room named in the
+    mark of this learner's database on the shared server (url mode), else none."""
     s = settings()
+    if s.room_url:
+        return s.room_url
     if s.mode != "url":
         return None
     if s.database_url not in _rooms:
         with db.admin() as conn:
             m = marks.of(conn, db.ensure_ready().learner_database)[1] or {}
-        _rooms[s.database_url] = m.get("classroom") if m.get("kind") == "learner" else None
+        where = m.get("classroom") if m.get("kind") == "learner" else None
+        _rooms[s.database_url] = where and db.ensure_ready().server_url(where).set(
+            drivername="postgresql").render_as_string(hide_password=False)
     return _rooms[s.database_url]
 
 
 def record(report) -> None:
-    """Best-effort: a check never fails because the room could not be written."""
+    """Best-effort: a check never fails because the room could not be written, and never waits
+    on it for more than a few seconds (a room that is down or unreachable)."""
     try:
-        where = _my_room()
-        if not where:
+        url = _my_room()
+        if not url:
             return
         failed = report.failed_required() if report.status == "failed" else []
-        eng = sa.create_engine(db.ensure_ready().server_url(where), poolclass=NullPool,
-                               connect_args={"connect_timeout": 3, "options": "-c statement_timeout=3000"})
-        try:
-            with eng.begin() as c:
-                c.execute(sa.text("INSERT INTO results (exercise, status, criterion, message) "
-                                  "VALUES (:e, :s, :c, :m)"),
-                          {"e": report.exercise[:2], "s": report.status,
-                           "c": failed[0].id if failed else None,
-                           "m": (failed[0].message if failed else "")[:MESSAGE_MAX]})
-        finally:
-            eng.dispose()
+        with psycopg.connect(url, connect_timeout=3, options="-c statement_timeout=3000",
+                             application_name="workbook record", autocommit=True) as conn:
+            conn.execute("INSERT INTO results (exercise, status, criterion, message) VALUES (%s, %s, %s, %s)",
+                         (report.exercise[:2], report.status, failed[0].id if failed else None,
+                          (failed[0].message if failed else "")[:MESSAGE_MAX]))
     except Exception:  # noqa: BLE001  (recording is a courtesy to the instructor, never a failure)
         pass

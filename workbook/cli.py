@@ -66,6 +66,9 @@ def parser() -> argparse.ArgumentParser:
     kc.add_argument("--learners", type=int)
     kc.add_argument("--names", metavar="FILE", help="one learner's name a line")
     kc.add_argument("--csv", metavar="PATH", help="where to write the URLs (default CLASS-learners.csv here, which remove deletes)")
+    kc.add_argument("--room-only", action="store_true",
+                    help="only the room on this server: each learner keeps the embedded database in its own "
+                         "Jupyter server and gets a WORKBOOK_ROOM_URL (no CREATEDB, no database here)")
     kc.set_defaults(func=cmd_classroom_create)
     kt = ks.add_parser("status", help="learners x exercises, from the checks they ran")
     kt.add_argument("--json", action="store_true")
@@ -229,10 +232,15 @@ def cmd_solution(args) -> int:
 def cmd_classroom_create(args) -> int:
     from workbook import classroom
 
-    learners, out = classroom.create(args.learners, args.names, args.csv)
+    learners, out = classroom.create(args.learners, args.names, args.csv, args.room_only)
     # Names only: this terminal may be on the projector. The passwords are in the CSV.
     for one in learners:
         print(f"  {one['name']:<20} {one['role']}")
+    if args.room_only:
+        print(f"{len(learners)} room-only learners. Their WORKBOOK_ROOM_URLs, passwords included, are in {out} "
+              "(readable by you only; keep it out of git). Each learner's server keeps WORKBOOK_DB=embedded "
+              "and sets WORKBOOK_ROOM_URL to its own line (deploy/jupyterhub does this for a hub).")
+        return 0
     print(f"{len(learners)} learners. Their DATABASE_URLs, passwords included, are in {out} (readable by "
           "you only; keep it out of git): hand each learner their own line. Each sets WORKBOOK_DB=url "
           "and DATABASE_URL to it.")

@@ -5,6 +5,8 @@ DATABASE_URL        the server and database to use when WORKBOOK_DB=url
 WORKBOOK_TRACK      exercises (default) | solutions | a folder laid out like them
 WORKBOOK_DATA_DIR   where the embedded server and the hint log live (default: .workbook/)
 WORKBOOK_SCALE      fraction of the default data size (default 1.0); tests and CI use 1.0
+WORKBOOK_ROOM_URL   the class's room (postgresql://ROLE:PASSWORD@HOST:5432/ROOM), for a learner
+                    whose own database is elsewhere (room-only: `workbook classroom create --room-only`)
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ class Settings:
     track_dir: Path
     data_dir: Path
     scale: float
+    room_url: str | None
 
     @property
     def track(self) -> str:
@@ -49,8 +52,10 @@ def settings() -> Settings:
         mode=mode,
         database_url=url,
         track_dir=track_dir(),
-        data_dir=Path(os.environ.get("WORKBOOK_DATA_DIR") or ROOT / ".workbook").resolve(),
+        # ~ expands, so a hub can give every user "~/.workbook" (each its own HOME).
+        data_dir=Path(os.environ.get("WORKBOOK_DATA_DIR") or ROOT / ".workbook").expanduser().resolve(),
         scale=_scale(),
+        room_url=os.environ.get("WORKBOOK_ROOM_URL") or None,
     )
 
 

@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 
 import sqlalchemy as sa
 
-from workbook import classroom, db, manifest, marks
+from workbook import classroom, db, manifest
 from workbook.status import FAILED, NOT_ATTEMPTED, PASSED
 
 CLASSES = {"passed": "passed", "failed": "failed", "not attempted": "not-attempted", "error": "error"}
@@ -36,8 +36,7 @@ def table(now: float | None = None) -> dict:
     now = time.time() if now is None else now
     name = classroom.room()
     with db.admin() as conn:
-        learners = sorted((d, m.get("name") or d) for d, m in marks.databases(conn).items()
-                          if m and m.get("kind") == "learner" and m.get("classroom") == name)
+        learners = classroom.roster(conn, name)
     eng = db.engine(name)
     try:
         with eng.connect() as c:
