@@ -30,6 +30,8 @@ class Outcome:
     stopped_after: float | None = None   # the deadline was reached
     db_error: str | None = None          # the database refused something the check needed
     error: str | None = None             # anything else: the check could not run
+    busy: str | None = None              # the server's words when it, not the revision, stopped the check
+    learner: bool = False                # whether the phase running last was the learner's own code
 
 
 def gather(ex, track_dir: Path, databases: list[str], deadline: float) -> Outcome:
@@ -64,7 +66,7 @@ def gather(ex, track_dir: Path, databases: list[str], deadline: float) -> Outcom
                 outcome.error = f"the check's process ended unexpectedly (exit code {child.exitcode})"
                 return outcome
             if kind == "phase":
-                outcome.phase = payload[0]
+                outcome.phase, outcome.learner = payload
                 base.phase(*payload)
             else:
                 setattr(outcome, kind, payload)
@@ -112,11 +114,14 @@ def _child(send, exercise_id: str, track_dir: str, databases: list[str], deadlin
             probe.join(lock_probe.STARTUP + lock_probe.SECONDS + 30)
         with lock:
             send.send(("evidence", evidence))
-    except sa.exc.DBAPIError as exc:
-        send.send(("db_error", f"While {current[0]}, PostgreSQL said: {db.first_line(exc)}"))
     except WorkbookError as exc:
         send.send(("error", str(exc)))
-    except Exception as exc:  # a bug in the check itself: one line, never a traceback
-        send.send(("error", f"{type(exc).__name__}: {db.first_line(exc)}"))
+    except Exception as exc:  # the server's trouble, the database's refusal, or a bug in the check
+        if base.server_trouble(exc):
+            send.send(("busy", db.first_line(exc)))
+        elif isinstance(exc, sa.exc.DBAPIError):
+            send.send(("db_error", f"While {current[0]}, PostgreSQL said: {db.first_line(exc)}"))
+        else:  # one line, never a traceback
+            send.send(("error", f"{type(exc).__name__}: {db.first_line(exc)}"))
     finally:
         send.close()
