@@ -73,6 +73,29 @@ def test_the_learners_own_statement_timeout_stays_their_failure(tmp_path):
     assert "server was busy" not in said
 
 
+@pytest.mark.parametrize("stalled, status", [("copying every finding before the upgrade", base.ERROR),
+                                              ("running your upgrade to ex03_data_migration", base.FAILED)])
+def test_a_deadline_outside_the_learners_phases_is_the_servers(stalled, status):
+    """The parent sees the deadline pass while the check is in `stalled` (its listener holds the
+    parent past the deadline there): the check's own phase gives ERROR, the learner's FAILED."""
+    deadline = 5
+
+    def hear(text: str, learner: bool) -> None:
+        if text == stalled:
+            time.sleep(deadline + 1)
+
+    with base.listening(hear):
+        report = base.check("03", deadline=deadline)
+    assert report.status == status, report
+    first = report.criteria[0]
+    if status == base.ERROR:
+        assert first.id == "server"
+        assert first.message.startswith(f"The server was too slow: after {deadline} s the check itself "
+                                        f"was still {stalled}")
+    else:
+        assert first.id == "deadline" and "a loop that never advances" in first.message
+
+
 # --- a shared server: a role of this test's own on 127.0.0.1:5432 ------------------------------
 
 @pytest.fixture(scope="module")
