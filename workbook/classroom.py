@@ -114,11 +114,19 @@ def seats(count: int | None, names_file: str | None) -> list[tuple[str, str]]:
     return [(f"learner {i:02d}", f"{i:02d}") for i in range(1, count + 1)]
 
 
+# Sessions one learner may hold at once. Measured with pg_stat_activity during checks 01, 05 and
+# 07 on a class's server: 7 at the peak (the admission turn, three on the replay's copy, three on
+# the lock probe's); then the notebook's %sql, the room's insert and a terminal's alembic or psql.
+# One more is refused (SQLSTATE 53300), which the check reports as the server's trouble, not theirs.
+CONNECTIONS = 10
+
+
 def login_role(conn: Connection, role: str, password: str, grp: str) -> None:
     """The statement carries a SCRAM verifier, never the password: a server that logs its DDL
     (log_statement = ddl) keeps no learner's password."""
     verifier = conn.pgconn.encrypt_password(password.encode(), role.encode(), b"scram-sha-256").decode()
-    conn.execute(f"CREATE ROLE {q(role)} LOGIN CREATEDB PASSWORD {marks.literal(verifier)} IN ROLE {q(grp)}")
+    conn.execute(f"CREATE ROLE {q(role)} LOGIN CREATEDB CONNECTION LIMIT {CONNECTIONS} "
+                 f"PASSWORD {marks.literal(verifier)} IN ROLE {q(grp)}")
 
 
 def create(count: int | None, names_file: str | None, csv_path: str | None) -> tuple[list[dict], Path]:
