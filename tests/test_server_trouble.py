@@ -191,3 +191,26 @@ def test_a_check_waits_its_turn_and_its_deadline_starts_after(server, shared, mo
     thread.join(BOUND * 3)
     assert "waiting for the server: 1 check ahead" in heard
     assert box["report"].status == base.PASSED, box["report"]
+
+
+@needs_server
+def test_a_learners_connection_limit_fits_a_check_and_two_more_sessions(server, shared):
+    """classroom's learner roles get CONNECTIONS; check 05 (the most sessions at once, with
+    01 and 07) passes with two fewer, which leaves the notebook's %sql and a terminal theirs."""
+    from workbook import classroom
+    role = f"{TAG}_limit"
+    classroom.login_role(server, role, "not-used", "pg_monitor")
+    assert server.execute("SELECT rolconnlimit FROM pg_roles WHERE rolname = %s", (role,)).fetchone()[0] \
+        == classroom.CONNECTIONS
+    server.execute(f'ALTER ROLE "{TAG}" CONNECTION LIMIT {classroom.CONNECTIONS - 2}')
+    report = base.check("05")
+    assert report.status == base.PASSED, report
+
+
+def test_an_error_in_the_room_is_grey_and_never_stuck():
+    from workbook import dashboard
+    cell = {"status": base.ERROR, "criterion": None, "message": "", "statement": "", "minutes": 90}
+    page = dashboard.as_html({"classroom": "c", "at": None, "exercises": ["01"], "passed": {"01": 0},
+                              "learners": [{"learner": "a", "exercises": {"01": cell}, "last_check": None}],
+                              "held_back": {"01": []}}, stuck_minutes=10)
+    assert "<td class='error'" in page and "not judged" in page and "stuck" not in page.split("<table")[1]
