@@ -11,7 +11,7 @@ import pytest
 
 from conftest import make_track, revision, run_cli
 from test_classroom import _server_answers, drop_leftovers
-from workbook import admission, db, manifest, templates, verdicts
+from workbook import admission, classroom, db, manifest, marks, templates, verdicts
 from workbook.checks import base
 
 TAG = f"wbadm{os.getpid()}"  # the role, its database, and every template or copy it makes
@@ -128,8 +128,20 @@ def shared(server, monkeypatch, tmp_path):
 
 @needs_server
 def test_too_many_connections_is_an_error_never_remembered(server, shared):
+    room = f"{TAG}_room"  # a room of one, as classroom create makes it, to see what is recorded
+    server.execute(f'CREATE ROLE "{TAG}_learners" NOLOGIN')
+    server.execute(f'GRANT "{TAG}_learners" TO "{TAG}"')
+    server.execute(f'CREATE DATABASE "{room}"')
+    with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{room}", autocommit=True) as c:
+        c.execute(classroom.room_sql(f"{TAG}_learners"))
+    marks.mark(server, TAG, "learner", classroom=room)
     server.execute(f'ALTER ROLE "{TAG}" CONNECTION LIMIT 1')  # a check needs more than one
-    proc = run_cli("check", "02", "--json", env=shared)
+    try:
+        proc = run_cli("check", "02", "--json", env=shared)
+    finally:
+        server.execute(f'COMMENT ON DATABASE "{TAG}" IS NULL')
+    with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{room}") as c:
+        assert c.execute("SELECT exercise, status FROM results").fetchall() == [("02", "error")]
     assert "Traceback" not in proc.stderr, proc.stderr
     import json
     doc = json.loads(proc.stdout)
