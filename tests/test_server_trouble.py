@@ -2,6 +2,7 @@
 connections, a cancel by an administrator) ends in ERROR, "your answer was not judged", never
 FAILED and never remembered; the learner's own statement_timeout stays their FAILED. On a shared
 server, checks take turns (admission) and the deadline counts only the replay, not the wait."""
+import json
 import os
 import threading
 import time
@@ -143,7 +144,6 @@ def test_too_many_connections_is_an_error_never_remembered(server, shared):
     with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{room}") as c:
         assert c.execute("SELECT exercise, status FROM results").fetchall() == [("02", "error")]
     assert "Traceback" not in proc.stderr, proc.stderr
-    import json
     doc = json.loads(proc.stdout)
     assert doc["status"] == "error", doc
     first = doc["criteria"][0]
@@ -209,7 +209,6 @@ def test_a_check_waits_its_turn_and_its_deadline_starts_after(server, shared, mo
 def test_a_learners_connection_limit_fits_a_check_and_two_more_sessions(server, shared):
     """classroom's learner roles get CONNECTIONS; check 05 (the most sessions at once, with
     01 and 07) passes with two fewer, which leaves the notebook's %sql and a terminal theirs."""
-    from workbook import classroom
     role = f"{TAG}_limit"
     classroom.login_role(server, role, "not-used", "pg_monitor")
     assert server.execute("SELECT rolconnlimit FROM pg_roles WHERE rolname = %s", (role,)).fetchone()[0] \

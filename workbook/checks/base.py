@@ -391,8 +391,7 @@ def check(name: str, track_dir: Path | str | None = None, deadline: float | None
     except WorkbookError as err:  # db.explained keeps the server's own error as the context
         if err.__context__ is None or not server_trouble(err.__context__):
             raise
-        return report(ERROR, [_server_was_busy(busy_message(first_line(err.__context__)))]
-                      + [_result(c, ERROR, "Not judged: see the first line.") for c in module.CRITERIA])
+        return report(ERROR, _not_judged(busy_message(first_line(err.__context__)), module))
 
     if outcome.evidence is None:
         status, first = _no_evidence(outcome, limit)
@@ -400,8 +399,7 @@ def check(name: str, track_dir: Path | str | None = None, deadline: float | None
                                           for c in module.CRITERIA])
     said = _busy(outcome.evidence)
     if said:  # a step the server stopped proves nothing about the revision: judge nothing
-        return report(ERROR, [_server_was_busy(busy_message(said))]
-                      + [_result(c, ERROR, "Not judged: see the first line.") for c in module.CRITERIA])
+        return report(ERROR, _not_judged(busy_message(said), module))
     results = [_judge(c, outcome.evidence) for c in module.CRITERIA]
     if any(r.outcome == ERROR for r in results):
         status = ERROR
@@ -436,6 +434,11 @@ def _no_evidence(outcome, limit: float) -> tuple[str, Result]:
 
 def _server_was_busy(message: str) -> Result:
     return Result("server", "The server could run the check.", True, ERROR, message)
+
+
+def _not_judged(message: str, module) -> list[Result]:
+    return [_server_was_busy(message)] + [_result(c, ERROR, "Not judged: see the first line.")
+                                          for c in module.CRITERIA]
 
 
 def _busy(evidence: Evidence) -> str:
