@@ -59,6 +59,11 @@ GRANT USAGE ON SEQUENCE results_id_seq TO {group};
 """
 MESSAGE_MAX = 500
 CRITERION_ID = "^[a-z][a-z0-9_]{0,62}$"  # every check's criterion ids have this shape (a test says so)
+# Sessions one learner's role may hold at once. Measured (pg_stat_activity, by the learner's role)
+# during checks 01, 05 and 07: 7 at the peak (the admission turn, three on the replay's copy, three
+# on the lock probe's); the rest is for the notebook's %sql, the room's insert and a terminal. One
+# more is refused (SQLSTATE 53300), which the check reports as the server's trouble, not theirs.
+CONNECTIONS = 10
 
 
 def room_sql(grp: str) -> str:
@@ -112,13 +117,6 @@ def seats(count: int | None, names_file: str | None) -> list[tuple[str, str]]:
     if not count or count < 1:
         raise WorkbookError("Say how many learners: --learners 30, or --names FILE (one name a line).")
     return [(f"learner {i:02d}", f"{i:02d}") for i in range(1, count + 1)]
-
-
-# Sessions one learner may hold at once. Measured with pg_stat_activity during checks 01, 05 and
-# 07 on a class's server: 7 at the peak (the admission turn, three on the replay's copy, three on
-# the lock probe's); then the notebook's %sql, the room's insert and a terminal's alembic or psql.
-# One more is refused (SQLSTATE 53300), which the check reports as the server's trouble, not theirs.
-CONNECTIONS = 10
 
 
 def login_role(conn: Connection, role: str, password: str, grp: str) -> None:

@@ -2,10 +2,10 @@
 
 WORKBOOK_DB         embedded (default) | docker | url
 DATABASE_URL        the server and database to use when WORKBOOK_DB=url
+WORKBOOK_ADMISSION  on that shared server, how many checks replay at once (default 4; 0: no limit)
 WORKBOOK_TRACK      exercises (default) | solutions | a folder laid out like them
 WORKBOOK_DATA_DIR   where the embedded server and the hint log live (default: .workbook/)
 WORKBOOK_SCALE      fraction of the default data size (default 1.0); tests and CI use 1.0
-WORKBOOK_ADMISSION  on a shared server (url), how many checks replay at once (default 4; 0: no limit)
 """
 from __future__ import annotations
 

@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 import sqlalchemy as sa
 
 from workbook import classroom, db, manifest, marks
-from workbook.status import ERROR, FAILED, NOT_ATTEMPTED, PASSED
+from workbook.status import FAILED, NOT_ATTEMPTED, PASSED
 
 CLASSES = {"passed": "passed", "failed": "failed", "not attempted": "not-attempted", "error": "error"}
 SHORT = {"passed": "✓ passed", "failed": "✗ failing", "not attempted": "· not attempted", "error": "– not judged"}
@@ -134,8 +134,7 @@ def as_html(t: dict, stuck_minutes: float, refresh: int = 10) -> str:
         for n in t["exercises"]:
             c = row["exercises"][n]
             # An error is the server's (busy, cancelled), never the learner's: grey, never red.
-            stuck = c["status"] not in (PASSED, NOT_ATTEMPTED, ERROR) and c["minutes"] is not None \
-                and c["minutes"] >= stuck_minutes
+            stuck = c["status"] == FAILED and c["minutes"] is not None and c["minutes"] >= stuck_minutes
             # Everything in a cell came from a learner's role: escaped, and the class is ours.
             label = html.escape(SHORT.get(c["status"], c["status"]))
             detail = f"<br><small>{html.escape(c['statement'])}</small>" if c["statement"] else ""

@@ -114,14 +114,14 @@ def _child(send, exercise_id: str, track_dir: str, databases: list[str], deadlin
             probe.join(lock_probe.STARTUP + lock_probe.SECONDS + 30)
         with lock:
             send.send(("evidence", evidence))
+    except sa.exc.DBAPIError as exc:  # the server's trouble (busy), or its refusal of the check's SQL
+        busy = base.server_trouble(exc)
+        send.send(("busy", db.first_line(exc)) if busy else
+                  ("db_error", f"While {current[0]}, PostgreSQL said: {db.first_line(exc)}"))
     except WorkbookError as exc:
         send.send(("error", str(exc)))
-    except Exception as exc:  # the server's trouble, the database's refusal, or a bug in the check
-        if base.server_trouble(exc):
-            send.send(("busy", db.first_line(exc)))
-        elif isinstance(exc, sa.exc.DBAPIError):
-            send.send(("db_error", f"While {current[0]}, PostgreSQL said: {db.first_line(exc)}"))
-        else:  # one line, never a traceback
-            send.send(("error", f"{type(exc).__name__}: {db.first_line(exc)}"))
+    except Exception as exc:  # psycopg's own (the server's trouble), or a bug in the check: one line
+        send.send(("busy", db.first_line(exc)) if base.server_trouble(exc) else
+                  ("error", f"{type(exc).__name__}: {db.first_line(exc)}"))
     finally:
         send.close()
