@@ -64,6 +64,11 @@ GRANT USAGE ON SEQUENCE results_id_seq TO {group};
 """
 MESSAGE_MAX = 500
 CRITERION_ID = "^[a-z][a-z0-9_]{0,62}$"  # every check's criterion ids have this shape (a test says so)
+# Sessions one learner's role may hold at once. Measured (pg_stat_activity, by the learner's role)
+# during checks 01, 05 and 07: 7 at the peak (the admission turn, three on the replay's copy, three
+# on the lock probe's); the rest is for the notebook's %sql, the room's insert and a terminal. One
+# more is refused (SQLSTATE 53300), which the check reports as the server's trouble, not theirs.
+CONNECTIONS = 10
 
 
 def room_sql(grp: str) -> str:
@@ -125,7 +130,8 @@ def login_role(conn: Connection, role: str, password: str, grp: str, createdb: b
     (log_statement = ddl) keeps no learner's password."""
     verifier = conn.pgconn.encrypt_password(password.encode(), role.encode(), b"scram-sha-256").decode()
     rights = "CREATEDB" if createdb else "NOCREATEDB"
-    conn.execute(f"CREATE ROLE {q(role)} LOGIN {rights} PASSWORD {marks.literal(verifier)} IN ROLE {q(grp)}")
+    conn.execute(f"CREATE ROLE {q(role)} LOGIN {rights} CONNECTION LIMIT {CONNECTIONS} "
+                 f"PASSWORD {marks.literal(verifier)} IN ROLE {q(grp)}")
 
 
 def create(count: int | None, names_file: str | None, csv_path: str | None,

@@ -2,6 +2,7 @@
 
 WORKBOOK_DB         embedded (default) | docker | url
 DATABASE_URL        the server and database to use when WORKBOOK_DB=url
+WORKBOOK_ADMISSION  on that shared server, how many checks replay at once (default 4; 0: no limit)
 WORKBOOK_TRACK      exercises (default) | solutions | a folder laid out like them
 WORKBOOK_DATA_DIR   where the embedded server and the hint log live (default: .workbook/)
 WORKBOOK_SCALE      fraction of the default data size (default 1.0); tests and CI use 1.0
@@ -79,3 +80,15 @@ def _scale() -> float:
     if not 0 < value <= 10:
         raise WorkbookError(f"WORKBOOK_SCALE is {raw!r}; use a number between 0 and 10, such as 0.1 or 1.")
     return value
+
+
+ADMISSION_DEFAULT = 4  # a fixed default: a learner's role cannot read how many cores the server has
+
+
+def admission() -> int:
+    """How many checks may replay at once on a shared server (0: as many as ask)."""
+    raw = os.environ.get("WORKBOOK_ADMISSION", "").strip() or str(ADMISSION_DEFAULT)
+    if not raw.isdigit():
+        raise WorkbookError(f"WORKBOOK_ADMISSION is {raw!r}; use a whole number such as 2 "
+                            "(checks replaying at once on the server), or 0 for no limit.")
+    return int(raw)

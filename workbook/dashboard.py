@@ -29,7 +29,7 @@ from workbook import classroom, db, manifest
 from workbook.status import FAILED, NOT_ATTEMPTED, PASSED
 
 CLASSES = {"passed": "passed", "failed": "failed", "not attempted": "not-attempted", "error": "error"}
-SHORT = {"passed": "✓ passed", "failed": "✗ failing", "not attempted": "· not attempted", "error": "! error"}
+SHORT = {"passed": "✓ passed", "failed": "✗ failing", "not attempted": "· not attempted", "error": "– not judged"}
 
 
 def table(now: float | None = None) -> dict:
@@ -132,8 +132,8 @@ def as_html(t: dict, stuck_minutes: float, refresh: int = 10) -> str:
         tds = []
         for n in t["exercises"]:
             c = row["exercises"][n]
-            stuck = c["status"] != PASSED and c["minutes"] is not None and c["minutes"] >= stuck_minutes \
-                and c["status"] != NOT_ATTEMPTED
+            # An error is the server's (busy, cancelled), never the learner's: grey, never red.
+            stuck = c["status"] == FAILED and c["minutes"] is not None and c["minutes"] >= stuck_minutes
             # Everything in a cell came from a learner's role: escaped, and the class is ours.
             label = html.escape(SHORT.get(c["status"], c["status"]))
             detail = f"<br><small>{html.escape(c['statement'])}</small>" if c["statement"] else ""
@@ -147,7 +147,7 @@ def as_html(t: dict, stuck_minutes: float, refresh: int = 10) -> str:
 <style>body{{font:18px sans-serif;margin:1em}} table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:center}} th.name{{text-align:left}}
 td small{{display:inline-block;max-width:16em}}
-.passed{{background:#d4f5d4}} .failed{{background:#fde2c4}} .error{{background:#eee}}
+.passed{{background:#d4f5d4}} .failed{{background:#fde2c4}} .error{{background:#eee;color:#666}}
 .stuck{{background:#f59a9a;font-weight:bold}}</style></head><body>
 <h1>{html.escape(t['classroom'])}: {total} learners</h1>
 <p>Updated {_when(t['at'])} UTC; red: failing the same exercise for {stuck_minutes:g} minutes or more.</p>

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from workbook import db, manifest, migrate, schema, templates
+from workbook import admission, db, manifest, migrate, schema, templates
 from workbook.checks import runner
 from workbook.config import settings
 from workbook.errors import WorkbookError  # noqa: F401  (re-exported for callers)
@@ -99,6 +99,7 @@ class Step:
     ok: bool
     error: str = ""
     raw: str = ""  # the database's own words, for exercise-specific diagnoses
+    busy: str = ""  # the server's words when the server, not the revision, stopped the step
 
 
 class Evidence(dict):
@@ -152,6 +153,8 @@ class Replay:
             if conn.in_transaction():
                 conn.rollback()
             raw = first_line(getattr(exc, "orig", None) or exc)
+            if server_trouble(exc):
+                return Step(False, busy_message(raw), raw, busy=raw)
             return Step(False, explain_failure(exc, self.path, verb, self.explain), raw)
         finally:
             phase(f"reading the database after your {verb}")
@@ -185,6 +188,31 @@ def relative(path: Path) -> str:
         return str(path)
 
 
+def server_trouble(exc: BaseException) -> bool:
+    """True when the server, not the revision, stopped a statement: out of resources (SQLSTATE
+    class 53: too many connections, disk full, out of memory), operator intervention (57: shut
+    down, cancelled by another session or an administrator) or a lost connection (08, or none).
+
+    The one exception is the learner's own timeout: their `SET statement_timeout` cancels with
+    "due to statement timeout" (the workbook's backstop fires only after the deadline stopped the
+    replay). A lock_timeout is 55P03, the revision's too.
+    """
+    import psycopg
+
+    state = db.sqlstate(exc) or ""
+    if state == "57014":
+        return "statement timeout" not in first_line(exc)
+    if state[:2] in ("53", "57", "08"):
+        return True
+    # libpq's own failures (server closed the connection, could not connect) carry no code.
+    return not state and isinstance(getattr(exc, "orig", None) or exc, psycopg.OperationalError)
+
+
+def busy_message(said: str) -> str:
+    return (f"The server was busy ({said}): your answer was not judged. Run the check again in a "
+            "minute; if it keeps happening, tell whoever runs the server.")
+
+
 def explain_failure(exc: BaseException, path: Path, verb: str,
                     explain: Callable[[str], str | None] | None = None) -> str:
     line = migrate.where_in(exc, path)
@@ -194,11 +222,6 @@ def explain_failure(exc: BaseException, path: Path, verb: str,
     special = explain(text) if explain else None
     if special:
         return f"The {verb} failed at {where}: {text}. {special}"
-    state = getattr(getattr(exc, "orig", None), "sqlstate", None) or ""
-    if state[:2] in ("53", "57", "08"):  # out of resources, shut down, connection lost: not the revision's fault
-        return (f"The {verb} could not run: the server said \"{text}\" (insufficient resources or a "
-                "lost connection), which says nothing about your revision. Run the check again when "
-                "the server is less busy; on a shared server, tell whoever runs it.")
     if "cannot run inside a transaction block" in low:
         return (f"The {verb} failed at {where}: PostgreSQL said \"{text}\". Alembic runs every "
                 "revision inside a transaction, and CONCURRENTLY refuses to run in one: put the "
@@ -359,14 +382,24 @@ def check(name: str, track_dir: Path | str | None = None, deadline: float | None
         return report(NOT_ATTEMPTED, [_result(c, NOT_ATTEMPTED, hint) for c in module.CRITERIA])
 
     limit = deadline or ex.deadline
-    # A second copy, made beside the first, for the lock probe (checks.lock_probe).
-    with templates.scratches(ex.start, 2 if getattr(module, "LOCK_PROBE", None) else 1) as databases:
-        outcome = runner.gather(ex, track_dir, databases, limit)
+    try:
+        # On a shared server, wait for a turn first: the deadline starts after it, in the runner.
+        with admission.admitted(phase), \
+                templates.scratches(ex.start, 2 if getattr(module, "LOCK_PROBE", None) else 1) as databases:
+            # A second copy, made beside the first, for the lock probe (checks.lock_probe).
+            outcome = runner.gather(ex, track_dir, databases, limit)
+    except WorkbookError as err:  # db.explained keeps the server's own error as the context
+        if err.__context__ is None or not server_trouble(err.__context__):
+            raise
+        return report(ERROR, _not_judged(busy_message(first_line(err.__context__)), module))
 
     if outcome.evidence is None:
         status, first = _no_evidence(outcome, limit)
         return report(status, [first] + [_result(c, status, "Not checked: see the first line.")
                                           for c in module.CRITERIA])
+    said = _busy(outcome.evidence)
+    if said:  # a step the server stopped proves nothing about the revision: judge nothing
+        return report(ERROR, _not_judged(busy_message(said), module))
     results = [_judge(c, outcome.evidence) for c in module.CRITERIA]
     if any(r.outcome == ERROR for r in results):
         status = ERROR
@@ -377,6 +410,12 @@ def check(name: str, track_dir: Path | str | None = None, deadline: float | None
 
 def _no_evidence(outcome, limit: float) -> tuple[str, Result]:
     """The one verdict when the replay produced nothing to judge."""
+    if outcome.busy:
+        return ERROR, _server_was_busy(busy_message(outcome.busy))
+    if outcome.stopped_after is not None and not outcome.learner:
+        return ERROR, _server_was_busy(
+            f"The server was too slow: after {limit:.0f} s the check itself was still {outcome.phase}, "
+            "outside your revision, so your answer was not judged. Run the check again in a minute.")
     if outcome.stopped_after is not None:
         return FAILED, Result(
             "deadline", f"The replay finishes within {limit:.0f} s.", True, FAILED,
@@ -391,6 +430,25 @@ def _no_evidence(outcome, limit: float) -> tuple[str, Result]:
     return ERROR, Result("run", "The check ran to the end.", True, ERROR,
                          f"The check could not run: {outcome.error}. Run it again; if it repeats, "
                          "please report it with this line.")
+
+
+def _server_was_busy(message: str) -> Result:
+    return Result("server", "The server could run the check.", True, ERROR, message)
+
+
+def _not_judged(message: str, module) -> list[Result]:
+    return [_server_was_busy(message)] + [_result(c, ERROR, "Not judged: see the first line.")
+                                          for c in module.CRITERIA]
+
+
+def _busy(evidence: Evidence) -> str:
+    """The server's words if it stopped any step of the replay (a Step, or one in a list or dict)."""
+    for value in evidence.values():
+        for item in value.values() if isinstance(value, dict) else \
+                value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(item, Step) and item.busy:
+                return item.busy
+    return ""
 
 
 def _result(c: Criterion, outcome: str, message: str) -> Result:

@@ -30,6 +30,8 @@ class Outcome:
     stopped_after: float | None = None   # the deadline was reached
     db_error: str | None = None          # the database refused something the check needed
     error: str | None = None             # anything else: the check could not run
+    busy: str | None = None              # the server's words when it, not the revision, stopped the check
+    learner: bool = False                # whether the phase running last was the learner's own code
 
 
 def gather(ex, track_dir: Path, databases: list[str], deadline: float) -> Outcome:
@@ -70,7 +72,7 @@ def in_child(work, args: tuple, deadline: float) -> Outcome:
                 outcome.error = f"the check's process ended unexpectedly (exit code {child.exitcode})"
                 return outcome
             if kind == "phase":
-                outcome.phase = payload[0]
+                outcome.phase, outcome.learner = payload
                 base.phase(*payload)
             else:
                 setattr(outcome, kind, payload)
@@ -110,12 +112,15 @@ def _child(send, work, args: tuple) -> None:
             result = work(*args)
         with lock:
             send.send(("evidence", result))
-    except sa.exc.DBAPIError as exc:
-        send.send(("db_error", f"While {current[0]}, PostgreSQL said: {db.first_line(exc)}"))
+    except sa.exc.DBAPIError as exc:  # the server's trouble (busy), or its refusal of the check's SQL
+        busy = base.server_trouble(exc)
+        send.send(("busy", db.first_line(exc)) if busy else
+                  ("db_error", f"While {current[0]}, PostgreSQL said: {db.first_line(exc)}"))
     except WorkbookError as exc:
         send.send(("error", str(exc)))
-    except Exception as exc:  # a bug in the check itself: one line, never a traceback
-        send.send(("error", f"{type(exc).__name__}: {db.first_line(exc)}"))
+    except Exception as exc:  # psycopg's own (the server's trouble), or a bug in the check: one line
+        send.send(("busy", db.first_line(exc)) if base.server_trouble(exc) else
+                  ("error", f"{type(exc).__name__}: {db.first_line(exc)}"))
     finally:
         send.close()
 
