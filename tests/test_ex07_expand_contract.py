@@ -126,3 +126,20 @@ def test_set_not_null_with_a_full_scan(tmp_path):
     assert only_failures(report) >= {"not_null_without_scan"}
     assert "read every finding" in message(report, "not_null_without_scan")
     assert "models_match" not in only_failures(report), message(report, "models_match")
+
+
+def test_a_rollback_in_one_transaction_is_judged_as_the_deploy_is(tmp_path):
+    """Contract's downgrade refills title in Alembic's one transaction, under its ADD COLUMN's lock, while the new code runs."""
+    contract = replace_function(CONTRACT, "downgrade", """\
+    op.execute("SET LOCAL lock_timeout = '2s'")
+    op.add_column("finding", sa.Column("title", sa.Text, nullable=True))
+    op.execute(SYNC)
+    op.execute("CREATE TRIGGER finding_sync_summary BEFORE INSERT OR UPDATE ON finding "
+               "FOR EACH ROW EXECUTE FUNCTION finding_sync_summary()")
+    op.execute("UPDATE finding SET title = summary")
+    op.alter_column("finding", "title", existing_type=sa.Text, nullable=False)
+    op.alter_column("finding", "summary", existing_type=sa.Text, nullable=True)""")
+    report = check(tmp_path, contract=contract)
+    assert only_failures(report) == {"downgrades_restore", "upgrade_again"}, report
+    text = message(report, "downgrades_restore")
+    assert "In contract's downgrade, `UPDATE finding SET title = summary` held AccessExclusiveLock on finding" in text, text

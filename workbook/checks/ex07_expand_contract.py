@@ -47,7 +47,7 @@ import sqlalchemy as sa
 
 from workbook import app, models, schema
 from workbook.checks import common, statement_log
-from workbook.checks.base import Evidence, Incorrect, Replay, criterion, is_stub, phase, relative
+from workbook.checks.base import Evidence, Incorrect, Replay, Step, criterion, is_stub, phase, relative
 from workbook.checks.ex05_constraints import PROVED, read_under_lock
 from workbook.checks.ex06_autogenerate import drift
 from workbook.manifest import ROOT
@@ -73,6 +73,10 @@ SELECT coalesce(sum(n), 0), count(*) FILTER (WHERE fresh), coalesce(max(n) FILTE
 FROM (SELECT age(xmin) < age(CAST(:since AS xid)) AS fresh, count(*) AS n FROM finding
       WHERE id <= :top AND id NOT IN (SELECT unnest(CAST(:ids AS bigint[])))
       GROUP BY xmin) AS t"""
+# Each step recorded statement by statement: (what a verdict calls it, the code running meanwhile).
+UPGRADES = {"expand": ("expand", "old"), "contract": ("contract", "new")}
+DOWNGRADES = {"downgrade_contract": ("contract's downgrade", "new"),
+              "downgrade_expand": ("expand's downgrade", "old")}
 LOCK_PROBE = ["finding"]  # held by checks.lock_probe while the upgrade runs on its copy
 
 
@@ -103,7 +107,7 @@ def gather(r: Replay) -> Evidence:
         conn.execute(sa.text("SET client_min_messages = debug1"))
         conn.commit()
         conn.connection.dbapi_connection.add_notice_handler(lambda d: ev.notices.append(d.message_primary))
-        ids = deploy(up, down, conn, url)
+        top, ids = deploy(up, down, conn, url)
         ev.after = schema.snapshot(conn)
         ev.triggers = conn.execute(sa.text(TRIGGERS)).scalar_one()
         ev.functions = conn.execute(sa.text(FUNCTIONS)).scalar_one()
@@ -114,20 +118,20 @@ def gather(r: Replay) -> Evidence:
             # who skipped exercise 6 would otherwise be shown exercise 6's drift here.
             ev.drift = drift(conn, r, models.renamed(models.track_metadata(ROOT / "solutions"), contract.revision))
             if deployed_cleanly(ev):  # else the rollback's verdict would only repeat the deploy's
-                downgrades(up, down, conn, url, ids)
+                downgrades(up, down, conn, url, top, ids)
     eng.dispose()
     return ev
 
 
-def deploy(up: Replay, down: Replay, conn, url: str, ids: list[int] | None = None) -> list[int]:
+def deploy(up: Replay, down: Replay, conn, url: str, ids: list[int] | None = None) -> tuple[int, list[int]]:
     """The rolling deploy: old code runs; expand; new code joins; old code stops; contract; new code stops.
 
     Each revision runs statement by statement under checks.statement_log, and the rows it wrote are
     counted by transaction right after it. Fills ev.expand, ev.contract, ev.expand_statements,
     ev.contract_statements, ev.expand_writes, ev.contract_writes, ev.apps (what each version saw),
     ev.written (id -> last value written) and ev.timeline ((event, seconds) on the applications'
-    clock), which the notebook plots. Returns the ids the applications used: `ids`, or about a
-    thousand spread over the table's own rows (app.spread).
+    clock), which the notebook plots. Returns max(id) before the deploy and the ids the
+    applications used: `ids`, or about a thousand spread over the table's own rows (app.spread).
     """
     ev = up.evidence
     top = conn.execute(sa.text("SELECT coalesce(max(id), 0) FROM finding")).scalar_one()
@@ -138,33 +142,39 @@ def deploy(up: Replay, down: Replay, conn, url: str, ids: list[int] | None = Non
     new = app.App(url, "new", "summary", ids[1::2], clock=clock)
     mark = lambda what: ev.timeline.append((what, time.monotonic() - clock))  # noqa: E731
 
-    def revision(r: Replay, name: str) -> None:
-        since = _next_xid(conn)
-        mark(name)
-        ev[name], ev[f"{name}_statements"] = statement_log.replay(
-            r, conn, writer, watcher, "upgrade", r.exercise.revision, TABLES, TABLES)
-        mark(f"{name} done")
-        if ev[name].ok:
-            ev[f"{name}_writes"] = writes(conn, since, top, ids)
-
-    with conn.engine.connect() as writer, conn.engine.connect() as watcher:
-        old.start()
-        time.sleep(0.3)
-        revision(up, "expand")
-        ev.upgrade = ev.expand
-        new.start()
-        time.sleep(0.3)
-        old.stop()
-        mark("old code stopped")
-        if ev.expand.ok:
-            ev.notices.clear()
-            revision(down, "contract")
+    old.start()
+    time.sleep(0.3)
+    mark("expand")
+    ev.upgrade = ev.expand = recorded(up, conn, "expand", "upgrade", up.exercise.revision, top, ids)
+    mark("expand done")
+    new.start()
+    time.sleep(0.3)
+    old.stop()
+    mark("old code stopped")
+    if ev.expand.ok:
+        ev.notices.clear()
+        mark("contract")
+        ev.contract = recorded(down, conn, "contract", "upgrade", down.exercise.revision, top, ids)
+        mark("contract done")
     time.sleep(0.2)
     new.stop()
     mark("new code stopped")
     ev.apps = {a.name: a.result() for a in (old, new)}
     ev.written = {**old.written, **new.written}
-    return ids
+    return top, ids
+
+
+def recorded(r: Replay, conn, name: str, verb: str, target: str, top: int, ids: list[int]) -> Step:
+    """Run one revision statement by statement (checks.statement_log), then count the rows it wrote.
+
+    Fills ev.<name>_statements and ev.<name>_writes; returns the migration's Step.
+    """
+    ev = r.evidence
+    since = _next_xid(conn)
+    with conn.engine.connect() as writer, conn.engine.connect() as watcher:
+        step, ev[f"{name}_statements"] = statement_log.replay(r, conn, writer, watcher, verb, target, TABLES, TABLES)
+    ev[f"{name}_writes"] = writes(conn, since, top, ids) if step.ok else None
+    return step
 
 
 def _next_xid(conn) -> str:
@@ -201,16 +211,17 @@ def _proved(ev: Evidence) -> bool:
     return any(PROVED in n and "summary" in n for n in ev.notices)
 
 
-def downgrades(up: Replay, down: Replay, conn, url: str, ids: list[int]) -> None:
+def downgrades(up: Replay, down: Replay, conn, url: str, top: int, ids: list[int]) -> None:
     """Contract's downgrade under the new code, expand's under the old, then both upgrades again."""
     ev = up.evidence
     new = app.App(url, "new", "summary", ids[1::2], tag="again").start()
-    ev.downgrade_contract = down.migrate(conn, "downgrade", up.exercise.revision)
+    ev.downgrade_contract = recorded(down, conn, "downgrade_contract", "downgrade", up.exercise.revision, top, ids)
     old = app.App(url, "old", "title", ids[0::2], tag="again").start()
     time.sleep(0.2)
     new.stop()
-    ev.downgrade = ev.downgrade_expand = (up.migrate(conn, "downgrade", up.exercise.down_revision)
-                                          if ev.downgrade_contract.ok else None)
+    ev.downgrade = ev.downgrade_expand = (
+        recorded(up, conn, "downgrade_expand", "downgrade", up.exercise.down_revision, top, ids)
+        if ev.downgrade_contract.ok else None)
     time.sleep(0.2)
     old.stop()
     ev.down_apps = {"new": new.result(), "old": old.result()}
@@ -315,10 +326,7 @@ def no_read_under_lock(ev: Evidence) -> str:
     its transaction) must not read the table meanwhile. Exercise 5's judgement, the same words.
     """
     ev.require("expand")
-    for name in ("expand", "contract"):
-        found = read_under_lock(ev[f"{name}_statements"], {"finding": ev.rows})
-        if found:
-            raise Incorrect(f"In {name}, {found}")
+    _no_read_under_lock(ev, UPGRADES)
     n = len(ev.expand_statements) + len(ev.contract_statements)
     return f"{n} statements of expand and contract: none read finding while holding a lock the applications conflict with."
 
@@ -334,10 +342,7 @@ def writes_in_batches(ev: Evidence) -> str:
     plotted in the notebook, not judged: it depends on how busy the machine is.
     """
     ev.require("expand")
-    for name, running in (("expand", "old"), ("contract", "new")):
-        w = ev[f"{name}_writes"]
-        if w and w["largest"] and (w["largest"] > BOUND or w["largest"] >= w["rows"]):
-            raise Incorrect(_one_transaction(name, running, w, ev[f"{name}_statements"]))
+    _in_batches(ev, UPGRADES)
     done = [f"{name} in {w['transactions']:,} transaction(s) of at most {w['largest']:,} rows"
             for name in ("expand", "contract") if (w := ev[f"{name}_writes"]) and w["transactions"]]
     start, end = _migration_window(ev)
@@ -347,17 +352,31 @@ def writes_in_batches(ev: Evidence) -> str:
             "picture, not part of the verdict.)")
 
 
-def _one_transaction(name: str, running: str, w: dict, statements: list[dict]) -> str:
+def _no_read_under_lock(ev: Evidence, steps: dict[str, tuple[str, str]]) -> None:
+    for step, (label, _) in steps.items():
+        found = read_under_lock(ev.get(f"{step}_statements") or [], {"finding": ev.rows})
+        if found:
+            raise Incorrect(f"In {label}, {found}")
+
+
+def _in_batches(ev: Evidence, steps: dict[str, tuple[str, str]]) -> None:
+    for step, (label, running) in steps.items():
+        w = ev.get(f"{step}_writes")
+        if w and w["largest"] and (w["largest"] > BOUND or w["largest"] >= w["rows"]):
+            raise Incorrect(_one_transaction(label, running, w, ev[f"{step}_statements"]))
+
+
+def _one_transaction(label: str, running: str, w: dict, statements: list[dict]) -> str:
     """The failure: which statement wrote how many rows in one transaction, and what it did to the application."""
     entry = max(statements, key=lambda e: e["read"].get("finding", 0), default=None)
     if entry is not None and entry["read"].get("finding", 0) >= w["largest"]:
         modes = sorted({m for t, m in entry["locks"] if t == "finding"})
         what = f"`{entry['sql'][:100]}`" + (f" (holding {', '.join(modes)} on finding)" if modes else "")
     else:
-        what = f"{name}'s statements"
+        what = "its statements"
     share = ("every row of the table" if w["largest"] >= w["rows"]
              else f"{w['largest'] / w['rows']:.0%} of the table")
-    return (f"In {name}, {what} wrote {w['largest']:,} rows of finding in one transaction ({share}; the rows the "
+    return (f"In {label}, {what} wrote {w['largest']:,} rows of finding in one transaction ({share}; the rows the "
             f"applications write themselves are not counted). Each row stayed locked from its write until that "
             f"transaction committed, so the {running} code's writes to any of them waited until it committed. "
             f"Expected batches of at most {BOUND:,} rows that each commit: a loop inside "
@@ -415,20 +434,24 @@ def models_match(ev: Evidence) -> str:
     return "alembic check finds no difference between the models and the database."
 
 
-@criterion("downgrades_restore", "Both downgrades, under the running code, restore the schema and every title.")
+@criterion("downgrades_restore", "Both downgrades, under the running code, restore the schema and every title, "
+           "judged as expand and contract are (reads under a lock, rows per transaction).")
 def downgrades_restore(ev: Evidence) -> str:
     """Assert that the rollback path works while the applications run, as it would in a bad deploy."""
     ev.require("expand", "contract")
     if ev.get("downgrade_contract") is None:
         raise Incorrect("Not checked: the downgrades run under the applications once the deploy above "
                         "passes every criterion.")
-    for step, who in (("downgrade_contract", "new"), ("downgrade_expand", "old")):
+    for step, (label, who) in DOWNGRADES.items():
         ev.require(step)
         a = ev.down_apps[who]
         if a["errors"]:
-            raise Incorrect(f"During the {step.replace('_', ' of ')} the {who} code had {a['errors']} failed "
+            raise Incorrect(f"During {label} the {who} code had {a['errors']} failed "
                             f"statement(s); the first: \"{a['first_error']}\". Expected the downgrade to keep "
                             f"the column the {who} code uses.")
+    # The rollback runs under the applications as the deploy did, and is judged as the deploy was.
+    _no_read_under_lock(ev, DOWNGRADES)
+    _in_batches(ev, DOWNGRADES)
     changes = schema.diff(ev.before, ev.after_downgrade)
     if changes:
         raise Incorrect("After both downgrades the schema differs from before expand: " + "; ".join(changes[:3])
