@@ -143,3 +143,12 @@ def test_a_rollback_in_one_transaction_is_judged_as_the_deploy_is(tmp_path):
     assert only_failures(report) == {"downgrades_restore"}, report
     text = message(report, "downgrades_restore")
     assert "In contract's downgrade, `UPDATE finding SET title = summary` held AccessExclusiveLock on finding" in text, text
+
+
+def test_a_rollback_whose_set_not_null_scans(tmp_path):
+    contract = CONTRACT.replace('        _not_null("title")\n',
+                                '        op.alter_column("finding", "title", existing_type=sa.Text, nullable=False)\n')
+    report = check(tmp_path, contract=contract)
+    assert only_failures(report) == {"downgrades_restore"}, report
+    text = message(report, "downgrades_restore")
+    assert "In contract's downgrade, `ALTER TABLE finding ALTER COLUMN title SET NOT NULL` read every finding" in text, text

@@ -361,6 +361,17 @@ def _no_read_under_lock(ev: Evidence, steps: dict[str, tuple[str, str]]) -> None
             raise Incorrect(f"In {label}, {found}")
 
 
+def _no_scan_for_nulls(ev: Evidence, steps: dict[str, tuple[str, str]]) -> None:
+    """SET NOT NULL read every row under ACCESS EXCLUSIVE (PostgreSQL says so at DEBUG1)."""
+    for step, (label, _) in steps.items():
+        for entry in ev.get(f"{step}_statements") or []:
+            said = next((n for n in entry["notices"] if n.startswith('verifying table "finding"')), None)
+            if said:
+                raise Incorrect(f"In {label}, `{entry['sql'][:100]}` read every finding under ACCESS EXCLUSIVE to "
+                                f"look for NULLs (PostgreSQL said \"{said}\"). Expected what contract does: "
+                                "CHECK (... IS NOT NULL) NOT VALID, VALIDATE it, then SET NOT NULL, then drop the check.")
+
+
 def _in_batches(ev: Evidence, steps: dict[str, tuple[str, str]]) -> None:
     for step, (label, running) in steps.items():
         w = ev.get(f"{step}_writes")
@@ -456,6 +467,7 @@ def downgrades_restore(ev: Evidence) -> str:
         ev.require(step)
     # The rollback runs under the applications as the deploy did, and is judged as the deploy was.
     _no_read_under_lock(ev, DOWNGRADES)
+    _no_scan_for_nulls(ev, DOWNGRADES)
     _in_batches(ev, DOWNGRADES)
     for label, who in DOWNGRADES.values():
         a = ev.down_apps[who]
