@@ -58,7 +58,8 @@ from workbook.manifest import ROOT
 # the default table, and about a second of a backfill through the trigger on an idle machine.
 BOUND = 100_000
 TABLES = ["finding"]  # the table statement_log watches, and the one the applications use
-APP_IDS = range(1, 1_000_001, 997)  # workbook.lab's, at the default scale; the check derives its own
+# workbook.lab.deploy passes these (the default scale's); deploy() derives them from the table when not given.
+APP_IDS = app.spread(1_000_000)
 PROBE = """
 CREATE SCHEMA IF NOT EXISTS wb_probe;
 CREATE UNLOGGED TABLE wb_probe.titles AS SELECT id, hashtextextended(title, 0) AS h FROM finding
