@@ -392,6 +392,8 @@ def _one_transaction(label: str, running: str, w: dict, statements: list[dict]) 
     if entry is not None and entry["read"].get("finding", 0) >= w["largest"]:
         modes = sorted({m for t, m in entry["locks"] if t == "finding"})
         what = f"`{entry['sql'][:100]}`" + (f" (holding {', '.join(modes)} on finding)" if modes else "")
+    elif entry is not None:
+        what = f"several statements such as `{entry['sql'][:100]}`"
     else:
         what = "its statements"
     share = ("every row of the table" if w["largest"] >= w["rows"]
