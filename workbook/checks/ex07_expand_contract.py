@@ -52,10 +52,10 @@ from workbook.checks.ex05_constraints import PROVED, read_under_lock
 from workbook.checks.ex06_autogenerate import drift
 from workbook.manifest import ROOT
 
-# Rows one transaction of expand or contract may write. A written row stays locked until its
-# transaction commits, and the application's write to it waits that long: 100,000 rows is ten
-# times the batches the hints suggest and twice the largest a learner is likely to try, a tenth of
-# the default table, and about a second of a backfill through the trigger on an idle machine.
+# Rows one transaction of a migration may write. A written row stays locked until its transaction
+# commits, and the application's write to it waits that long: 100,000 rows is five times the
+# reference's batches and twice the 50,000 a learner may well pick, a tenth of the default table,
+# and about a second of a backfill through the trigger on an idle machine (8 s per million rows).
 BOUND = 100_000
 TABLES = ["finding"]  # the table statement_log watches, and the one the applications use
 # workbook.lab.deploy passes these (the default scale's); deploy() derives them from the table when not given.
