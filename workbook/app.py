@@ -18,6 +18,19 @@ from dataclasses import dataclass, field
 import psycopg
 
 STATEMENT_TIMEOUT_MS = 20_000  # a bound, far above any wait a safe migration causes
+SPREAD = 1003  # about this many existing rows per run: one id in 997 of a million, a prime stride
+
+
+def spread(top: int) -> list[int]:
+    """About SPREAD ids spread evenly over 1..top (the table's max(id)), for the applications to use.
+
+    Derived from the data, not from the default size: at any WORKBOOK_SCALE every id exists, and
+    every batch of a backfill meets some of them. At most one row in ten, so that on a small table
+    most rows are still written by the migration alone. Not the first row: checks.statement_log's
+    writer keeps an UPDATE of min(id) open while a statement runs, and would hold them up.
+    """
+    stride = max(10, top // SPREAD)
+    return list(range(1 + stride // 2, top + 1, stride))
 
 
 @dataclass

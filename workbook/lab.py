@@ -287,8 +287,9 @@ def rename_under_load(database: str, sql: str) -> dict:
     from workbook import app
 
     url = db.engine(database).url.set(drivername="postgresql").render_as_string(hide_password=False)
+    top = query("SELECT max(id) FROM finding", database)[0][0]  # any WORKBOOK_SCALE
     clock = time.monotonic()
-    old = app.App(url, "old", "title", list(range(1, 1_000_001, 997)), clock=clock).start()
+    old = app.App(url, "old", "title", app.spread(top), clock=clock).start()
     time.sleep(0.5)
     timeline = [("rename", time.monotonic() - clock)]
     query(sql, database)
@@ -338,7 +339,7 @@ def _deploy(exercise_id: str, track_dir: str, database: str, deadline: float) ->
     try:
         with eng.connect() as conn:
             url = eng.url.set(drivername="postgresql").render_as_string(hide_password=False)
-            ex07.deploy(up, down, conn, url, list(ex07.APP_IDS))
+            ex07.deploy(up, down, conn, url)  # the applications' rows come from the data
     finally:
         eng.dispose()
     failed = [s.error for s in (ev.expand, ev.contract) if s is not None and not s.ok]
