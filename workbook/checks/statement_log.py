@@ -137,7 +137,11 @@ def replay(r: Replay, mig, writer, watcher, verb: str, target: str,
                 step_aside()
             time.sleep(0.005)
 
-    raw.add_notice_handler(lambda d: log and log[-1]["notices"].append(d.message_primary))
+    def hear(diag) -> None:
+        if log:
+            log[-1]["notices"].append(diag.message_primary)
+
+    raw.add_notice_handler(hear)
     sa.event.listen(mig, "before_cursor_execute", before)
     sa.event.listen(mig, "after_cursor_execute", after)
     watcher_thread = threading.Thread(target=watch, daemon=True)
@@ -149,6 +153,7 @@ def replay(r: Replay, mig, writer, watcher, verb: str, target: str,
         watcher_thread.join(5)
         sa.event.remove(mig, "before_cursor_execute", before)
         sa.event.remove(mig, "after_cursor_execute", after)
+        raw.remove_notice_handler(hear)  # a later replay on this connection keeps its own notices
         step_aside()
         try:  # back to the usual settings for what follows (facts, the round trip)
             mig.execute(sa.text("SET client_min_messages = notice"))
