@@ -61,3 +61,24 @@ def test_requirements_are_all_pinned():
     lines = [l.split(";")[0].strip() for l in (ROOT / "requirements.txt").read_text().splitlines()
              if l.strip() and not l.startswith("#")]
     assert lines and all("==" in l for l in lines), lines
+
+
+def test_a_notebook_saved_by_jupyterlab_strips_to_the_committed_file():
+    """`make update` stages notebooks through workbook/strip.py, then pulls: a notebook the learner
+    only ran must strip to exactly the committed bytes, or git refuses the pull. JupyterLab saves
+    with sorted keys, outputs, counts and the name of the kernel it ran."""
+    import subprocess
+    import sys
+
+    import nbformat
+
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        nb.metadata.kernelspec.display_name = "Python 3"
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                cell.outputs = [nbformat.v4.new_output("stream", text="ran\n")]
+                cell.execution_count = 7
+        stripped = subprocess.run([sys.executable, str(ROOT / "workbook" / "strip.py")], input=nbformat.writes(nb),
+                                  capture_output=True, text=True, check=True).stdout
+        assert stripped == path.read_text(), f"{path.name} is not committed as workbook/strip.py writes it"

@@ -22,6 +22,9 @@ def strip(nb: dict) -> dict:
     if isinstance(info, dict):  # the kernel fills in its version; keep only the language
         nb["metadata"]["language_info"] = {"name": info.get("name", "python")}
     nb.get("metadata", {}).pop("widgets", None)
+    if "kernelspec" in nb.get("metadata", {}):  # JupyterLab writes the name of the kernel it ran
+        nb["metadata"]["kernelspec"] = {"display_name": "Python 3 (ipykernel)", "language": "python",
+                                        "name": "python3"}
     return nb
 
 
@@ -32,7 +35,8 @@ def main() -> None:
     except ValueError:  # not a notebook git can read as JSON: pass it through untouched
         sys.stdout.write(text)
         return
-    sys.stdout.write(json.dumps(strip(nb), indent=1, ensure_ascii=False) + "\n")
+    # Sorted keys, as JupyterLab saves them: a notebook you only ran then matches the committed one.
+    sys.stdout.write(json.dumps(strip(nb), indent=1, sort_keys=True, ensure_ascii=False) + "\n")
 
 
 if __name__ == "__main__":

@@ -158,7 +158,7 @@ def _fix(found: dict, server: int) -> str:
     index = next((name.split(" ", 1)[1] for name in made if name.startswith("index ")), None)
     if found["inherited"] and not (constraint or index or COMPANY in made):
         earlier = found["taken_by"]
-        by = f"`{earlier['sql'][:80]}`" if earlier else "an earlier statement"
+        by = statement_log.quoted(earlier["sql"], 80) if earlier else "an earlier statement"
         return (f"its lock was taken by {by} earlier in the same transaction and was still held. Run it in "
                 "a later transaction: inside op.get_context().autocommit_block() each statement commits on its own")
     if COMPANY in made:
@@ -207,7 +207,7 @@ def _verdict(server: int, found: list[dict], what: str) -> str:
     for f in found:
         entry, (locked, mode) = f["entry"], f["lock"]
         via = entry["read_via"].get(f["table"])
-        lines.append(f"`{entry['sql'][:100]}` read {f['n']:,} rows of {f['table']}"
+        lines.append(f"{statement_log.quoted(entry['sql'], 100)} read {f['n']:,} rows of {f['table']}"
                      + (f" through its index {', '.join(via)}" if via else "")
                      + f" while holding {mode} on {locked}: {statement_log.stall(entry, f['lock'])}. "
                      f"The cause: {_fix(f, server)}.")
@@ -277,7 +277,7 @@ def set_not_null_without_scan(ev: Evidence) -> str:
         return f"PostgreSQL said: existing constraints on column \"lead.company\" {PROVED}."
     modes = sorted({m for t, m in entry["locks"] if t == "lead"} - {"AccessShareLock", "RowExclusiveLock"})
     strong = [m for m in modes if m not in locks.WRITER_SAFE]
-    said = f"`{entry['sql'][:80]}` made lead.company NOT NULL and read {entry['read'].get('lead', 0):,} rows of lead"
+    said = f"{statement_log.quoted(entry['sql'], 80)} made lead.company NOT NULL and read {entry['read'].get('lead', 0):,} rows of lead"
     if strong:
         return f"{said} under {', '.join(strong)}: a catalog change only."
     return f"{said} under {', '.join(modes) or 'no lock of its own'}, which writers do not conflict with."

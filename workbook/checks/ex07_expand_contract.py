@@ -377,7 +377,7 @@ def _no_scan_for_nulls(ev: Evidence, steps: dict[str, tuple[str, str]]) -> None:
                 continue
             said = next((n for n in entry["notices"] if n.startswith('verifying table "finding"')), None)
             if said:
-                raise Incorrect(f"In {label}, `{entry['sql'][:100]}` read every finding under ACCESS EXCLUSIVE to "
+                raise Incorrect(f"In {label}, {statement_log.quoted(entry['sql'], 100)} read every finding under ACCESS EXCLUSIVE to "
                                 f"look for NULLs (PostgreSQL said \"{said}\"). Expected what contract does: "
                                 "CHECK (... IS NOT NULL) NOT VALID, VALIDATE it, then SET NOT NULL, then drop the check.")
 
@@ -394,9 +394,9 @@ def _one_transaction(label: str, running: str, w: dict, statements: list[dict]) 
     entry = max(statements, key=lambda e: e["read"].get("finding", 0), default=None)
     if entry is not None and entry["read"].get("finding", 0) >= w["largest"]:
         modes = sorted({m for t, m in entry["locks"] if t == "finding"})
-        what = f"`{entry['sql'][:100]}`" + (f" (holding {', '.join(modes)} on finding)" if modes else "")
+        what = statement_log.quoted(entry['sql'], 100) + (f" (holding {', '.join(modes)} on finding)" if modes else "")
     elif entry is not None:
-        what = f"several statements such as `{entry['sql'][:100]}`"
+        what = f"several statements such as {statement_log.quoted(entry['sql'], 100)}"
     else:
         what = "its statements"
     share = ("every row of the table" if w["largest"] >= w["rows"]

@@ -205,6 +205,11 @@ def read_under_lock(log: list[dict], rows: dict[str, int], share: float) -> list
     return found
 
 
+def quoted(sql: str, most: int = 100) -> str:
+    """A statement as a message shows it, in backticks: cut at `most` characters with an ellipsis."""
+    return f"`{sql if len(sql) <= most else sql[:most - 1].rstrip() + '…'}`"
+
+
 def stall(entry: dict, lock: tuple[str, str]) -> str:
     """What the statement's time under `lock` would mean on a table LARGER times bigger."""
     table, mode = lock
