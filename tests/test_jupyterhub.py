@@ -125,8 +125,11 @@ print(p.stdout[-400:], p.stderr[-800:])
 """
 
 
-def test_each_hub_user_checks_in_its_own_database(hub_class, tmp_path):
-    csv_path, rows = hub_class
+def run_on_hub(tmp_path, csv_path, home_base: str, drop: tuple[str, ...], code: str,
+               timeout: float = 240) -> dict[str, str]:
+    """Start a real hub with the workbook's config (dummy authenticator, local processes, homes
+    under `home_base`), start each of USERS' servers, and return what `code` printed in each
+    one's kernel. The environment variables named in `drop` do not reach the hub."""
     port, token = _free_port(), secrets.token_hex(16)
     config = tmp_path / "hub_config.py"
     config.write_text(f"""
@@ -140,18 +143,17 @@ c.Spawner.http_timeout = c.Spawner.start_timeout = 180  # a shared 2-core machin
 c.JupyterHub.services = [{{"name": "test", "api_token": {token!r}}}]
 c.JupyterHub.load_roles = [{{"name": "test", "services": ["test"],
     "scopes": ["admin:users", "admin:servers", "access:servers", "tokens"]}}]
-c.SimpleLocalProcessSpawner.home_dir_template = {str(tmp_path / 'home' / '{username}')!r}
+c.SimpleLocalProcessSpawner.home_dir_template = {os.path.join(home_base, '{username}')!r}
 """)
     env = {**os.environ, "WORKBOOK_CLASS_CSV": str(csv_path), "WORKBOOK_TRACK": "solutions",
            "WORKBOOK_SCALE": "0.01", "PYTHONPATH": str(ROOT), "PATH": SEARCH}
-    env.pop("DATABASE_URL", None)
-    env.pop("WORKBOOK_DB", None)
+    for name in drop:
+        env.pop(name, None)
     log = (tmp_path / "hub.log").open("w")
     hub = subprocess.Popen([shutil.which("jupyterhub", path=SEARCH), "-f", str(config), "--ip", "127.0.0.1",
-                            "--port", str(port),
-                            f"--JupyterHub.hub_port={_free_port()}", f"--ConfigurableHTTPProxy.api_url="
-                            f"http://127.0.0.1:{_free_port()}"], cwd=tmp_path, env=env, stdout=log,
-                           stderr=subprocess.STDOUT, start_new_session=True)
+                            "--port", str(port), f"--JupyterHub.hub_port={_free_port()}",
+                            f"--ConfigurableHTTPProxy.api_url=http://127.0.0.1:{_free_port()}"],
+                           cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -174,16 +176,8 @@ c.SimpleLocalProcessSpawner.home_dir_template = {str(tmp_path / 'home' / '{usern
             user_token = api(base, token, "POST", f"/hub/api/users/{user}/tokens", {"note": "test"})["token"]
             kernel = api(base, user_token, "POST", f"/user/{user}/api/kernels", {"name": "python3"})
             ws = f"ws://127.0.0.1:{port}/user/{user}/api/kernels/{kernel['id']}/channels"
-            outputs[user] = asyncio.run(run_in_kernel(ws, user_token, CODE))
-        for user in USERS:
-            assert f"URL={rows[user]['DATABASE_URL']}" in outputs[user], outputs[user]
-            assert "RC=0" in outputs[user], outputs[user]
-            assert f"LAB={serve.LAB_SETTINGS}" in outputs[user], outputs[user]  # no news prompt
-        eng = sa.create_engine(f"{SERVER}/{CLASS}")
-        with eng.connect() as c:
-            landed = c.execute(sa.text("SELECT learner, exercise, status FROM results ORDER BY learner")).all()
-        eng.dispose()
-        assert landed == [(rows[u]["role"], "01", "passed") for u in USERS]
+            outputs[user] = asyncio.run(run_in_kernel(ws, user_token, code, timeout=timeout))
+        return outputs
     finally:
         if hub.poll() is None:
             os.killpg(hub.pid, signal.SIGTERM)  # the hub stops the servers it spawned
@@ -193,3 +187,17 @@ c.SimpleLocalProcessSpawner.home_dir_template = {str(tmp_path / 'home' / '{usern
             os.killpg(hub.pid, signal.SIGKILL)
             hub.wait(5)
         log.close()
+
+
+def test_each_hub_user_checks_in_its_own_database(hub_class, tmp_path):
+    csv_path, rows = hub_class
+    outputs = run_on_hub(tmp_path, csv_path, str(tmp_path / "home"), ("DATABASE_URL", "WORKBOOK_DB"), CODE)
+    for user in USERS:
+        assert f"URL={rows[user]['DATABASE_URL']}" in outputs[user], outputs[user]
+        assert "RC=0" in outputs[user], outputs[user]
+        assert f"LAB={serve.LAB_SETTINGS}" in outputs[user], outputs[user]  # no news prompt
+    eng = sa.create_engine(f"{SERVER}/{CLASS}")
+    with eng.connect() as c:
+        landed = c.execute(sa.text("SELECT learner, exercise, status FROM results ORDER BY learner")).all()
+    eng.dispose()
+    assert landed == [(rows[u]["role"], "01", "passed") for u in USERS]

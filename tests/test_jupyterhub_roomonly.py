@@ -5,19 +5,15 @@ room and nothing else; a hub (deploy/jupyterhub/jupyterhub_config.py, dummy auth
 process spawner) gives two users each an embedded PostgreSQL in a data dir of its own and its
 WORKBOOK_ROOM_URL, and `workbook check 01` run in each one's kernel lands in its rows of the room.
 """
-import asyncio
 import csv
 import json
 import os
-import secrets
 import shutil
-import signal
 import socket
 import stat
 import subprocess
 import sys
 import tempfile
-import time
 
 import psycopg
 import pytest
@@ -25,13 +21,12 @@ import sqlalchemy as sa
 
 from conftest import run_cli
 from test_classroom import SERVER, _server_answers, connect, drop_leftovers, leftovers, scram_matches, verifier
-from test_jupyterhub import SEARCH, _free_port, _need_hub, api, run_in_kernel
+from test_jupyterhub import USERS, _need_hub, run_on_hub
 from workbook import classroom
 from workbook.manifest import ROOT
 
 TAG = f"wbr{os.getpid()}"
 CLASS = f"{TAG}_room"
-USERS = ["alice", "bob"]
 
 pytestmark = pytest.mark.skipif(not _server_answers() and not os.environ.get("CI"),
                                 reason="no PostgreSQL on 127.0.0.1:5432")
@@ -160,57 +155,14 @@ def _stop_embedded(home) -> None:
 def test_each_hub_user_keeps_its_own_embedded_database_and_records_in_the_room(room_class, tmp_path):
     _need_hub()
     csv_path, rows = room_class
-    port, token = _free_port(), secrets.token_hex(16)
     # Not under tmp_path: another pytest run on this machine makes /tmp/pytest-of-USER private
     # again, and as root the embedded servers run as another user who must reach their data dir.
     home_base = tempfile.mkdtemp(prefix=f"{TAG}-homes-")
     homes = {u: os.path.join(home_base, u) for u in USERS}
-    config = tmp_path / "hub_config.py"
-    config.write_text(f"""
-load_subconfig({str(ROOT / 'deploy' / 'jupyterhub' / 'jupyterhub_config.py')!r})
-c.JupyterHub.authenticator_class = "dummy"
-c.JupyterHub.spawner_class = "simple"
-c.Spawner.env_keep.extend(["WORKBOOK_TRACK", "WORKBOOK_SCALE", "PYTHONPATH"])
-c.Spawner.default_url = "/tree"
-c.Spawner.args = {["--allow-root"] if os.geteuid() == 0 else []!r}
-c.Spawner.http_timeout = c.Spawner.start_timeout = 180
-c.JupyterHub.services = [{{"name": "test", "api_token": {token!r}}}]
-c.JupyterHub.load_roles = [{{"name": "test", "services": ["test"],
-    "scopes": ["admin:users", "admin:servers", "access:servers", "tokens"]}}]
-c.SimpleLocalProcessSpawner.home_dir_template = {os.path.join(home_base, '{username}')!r}
-""")
-    env = {**os.environ, "WORKBOOK_CLASS_CSV": str(csv_path), "WORKBOOK_TRACK": "solutions",
-           "WORKBOOK_SCALE": "0.01", "PYTHONPATH": str(ROOT), "PATH": SEARCH}
-    for name in ("DATABASE_URL", "WORKBOOK_DB", "WORKBOOK_DATA_DIR", "WORKBOOK_ROOM_URL"):
-        env.pop(name, None)
-    log = (tmp_path / "hub.log").open("w")
-    hub = subprocess.Popen([shutil.which("jupyterhub", path=SEARCH), "-f", str(config), "--ip", "127.0.0.1",
-                            "--port", str(port), f"--JupyterHub.hub_port={_free_port()}",
-                            f"--ConfigurableHTTPProxy.api_url=http://127.0.0.1:{_free_port()}"],
-                           cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                api(base, token, "GET", "/hub/api/")
-                break
-            except OSError:
-                if hub.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"JupyterHub did not start: {(tmp_path / 'hub.log').read_text()[-3000:]}")
-                time.sleep(0.5)
-        outputs = {}
-        for user in USERS:
-            api(base, token, "POST", f"/hub/api/users/{user}")
-            api(base, token, "POST", f"/hub/api/users/{user}/server")
-            deadline = time.monotonic() + 240
-            while not api(base, token, "GET", f"/hub/api/users/{user}").get("servers", {}).get("", {}).get("ready"):
-                assert time.monotonic() < deadline, (tmp_path / "hub.log").read_text()[-3000:]
-                time.sleep(0.5)
-            user_token = api(base, token, "POST", f"/hub/api/users/{user}/tokens", {"note": "test"})["token"]
-            kernel = api(base, user_token, "POST", f"/user/{user}/api/kernels", {"name": "python3"})
-            ws = f"ws://127.0.0.1:{port}/user/{user}/api/kernels/{kernel['id']}/channels"
-            outputs[user] = asyncio.run(run_in_kernel(ws, user_token, CODE, timeout=420))
+        outputs = run_on_hub(tmp_path, csv_path, home_base,
+                             ("DATABASE_URL", "WORKBOOK_DB", "WORKBOOK_DATA_DIR", "WORKBOOK_ROOM_URL"), CODE,
+                             timeout=420)
         for user in USERS:
             out = outputs[user]
             assert "WORKBOOK_DB=embedded" in out and "DATABASE_URL=\n" in out, out
@@ -229,14 +181,6 @@ c.SimpleLocalProcessSpawner.home_dir_template = {os.path.join(home_base, '{usern
         assert [(r["learner"], r["role"]) for r in table["learners"]] == [(u, rows[u]["role"]) for u in USERS]
         assert table["passed"]["01"] == 2
     finally:
-        if hub.poll() is None:
-            os.killpg(hub.pid, signal.SIGTERM)  # the hub stops the servers it spawned
-        try:
-            hub.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(hub.pid, signal.SIGKILL)
-            hub.wait(5)
-        log.close()
         for home in homes.values():
             _stop_embedded(home)
         shutil.rmtree(home_base, ignore_errors=True)
