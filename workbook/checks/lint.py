@@ -54,5 +54,6 @@ def squawk_verdict(sql: dict | None, ignore: dict[str, str] | None = None) -> st
     note = "".join(f" ({rule} is set aside: {ignore[rule]})" for rule in skipped)
     if kept:
         listed = "; ".join(f"{rule} at SQL line {line}: {msg.strip().rstrip('.')}" for line, rule, msg in kept[:3])
-        raise Incorrect(f"squawk reports {len(kept)} issue(s): {listed}.{note}")
+        more = f" ({len(kept) - 3} more: run squawk on `alembic upgrade --sql` to see them all)" if len(kept) > 3 else ""
+        raise Incorrect(f"squawk reports {len(kept)} issue(s): {listed}{more}.{note}")
     return "squawk reports nothing." + note
