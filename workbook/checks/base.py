@@ -208,6 +208,14 @@ def server_trouble(exc: BaseException) -> bool:
     return not state and isinstance(getattr(exc, "orig", None) or exc, psycopg.OperationalError)
 
 
+def unreachable(exc: BaseException) -> bool:
+    """True when no connection opened at all: nothing listens there (refused, no socket, no such
+    host, no answer). That is a wrong URL or a stopped server, which db.explain words, not a busy one."""
+    low = first_line(exc).lower()
+    return not db.sqlstate(exc) and any(s in low for s in (
+        "connection refused", "no such file", "could not translate host", "timeout expired"))
+
+
 def busy_message(said: str) -> str:
     return (f"The server was busy ({said}): your answer was not judged. Run the check again in a "
             "minute; if it keeps happening, tell whoever runs the server.")
@@ -389,8 +397,8 @@ def check(name: str, track_dir: Path | str | None = None, deadline: float | None
             # A second copy, made beside the first, for the lock probe (checks.lock_probe).
             outcome = runner.gather(ex, track_dir, databases, limit)
     except WorkbookError as err:  # db.explained keeps the server's own error as the context
-        if err.__context__ is None or not server_trouble(err.__context__):
-            raise
+        if err.__context__ is None or not server_trouble(err.__context__) or unreachable(err.__context__):
+            raise  # a server that is not there is no busy one: its message says what to do
         return report(ERROR, _not_judged(busy_message(first_line(err.__context__)), module))
 
     if outcome.evidence is None:
