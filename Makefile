@@ -1,7 +1,8 @@
 # make lab   : create .venv, install, start the database, serve JupyterLab on this folder
 #              (root included: --allow-root is added then), opening notebooks/00_setup.ipynb
 # make update: git pull, with notebooks you ran (their outputs do not count as changes)
-# make test  : same set-up, then the whole test suite (unit tests and every notebook)
+# make test  : same set-up, then the whole test suite (unit tests and every notebook);
+#              make test LAYERS=db (or unit, full, "not full") runs one layer
 # make bench : measure start, seeding, reset, checks and the test suite
 PYTHON ?= python3
 VENV := .venv
@@ -37,8 +38,10 @@ lab: db notebook-filter
 	$(BIN)/workbook reset 01
 	$(BIN)/python -m workbook.serve
 
+# LAYERS picks test layers by marker (tests/conftest.py): unit, db, full; empty runs them all.
+LAYERS ?=
 test: db
-	WORKBOOK_TRACK=solutions $(BIN)/pytest tests --nbval-lax --nbval-current-env notebooks
+	WORKBOOK_TRACK=solutions $(BIN)/pytest -m "$(LAYERS)" tests --nbval-lax --nbval-current-env notebooks
 
 bench: db
 	$(BIN)/python -m workbook.bench

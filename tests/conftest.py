@@ -1,7 +1,15 @@
-"""Shared helpers: every test runs against a real PostgreSQL (embedded, or DATABASE_URL in CI)."""
+"""Shared helpers: every test runs against a real PostgreSQL (embedded, or DATABASE_URL in CI).
+
+Layers, as markers (`pytest -m db`, `-m "not full"`): unit (no database), db (the default: real
+PostgreSQL, checks at their proof scale), full (the learning scale and real front ends: the
+notebooks, the browser, the hub, the test that verdicts do not move with the scale). A file
+names its layer with `pytestmark`; the notebooks nbval collects are full.
+"""
 from __future__ import annotations
 
+import functools
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -17,8 +25,45 @@ from workbook.checks import base
 from workbook.manifest import ROOT
 
 
-@pytest.fixture(scope="session", autouse=True)
-def database_ready():
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if item.path.suffix == ".ipynb":
+            item.add_marker(pytest.mark.full)
+        elif not any(item.get_closest_marker(m) for m in ("unit", "full")):
+            item.add_marker(pytest.mark.db)
+
+
+@pytest.fixture(autouse=True)
+def database_ready(request):
+    if request.node.get_closest_marker("unit") is None:
+        _ready()
+
+
+# Every verdict base.check gave in this session, by test: the scale-equivalence test compares
+# them with the same tests' verdicts at the learning scale. WORKBOOK_VERDICT_LOG also writes
+# them to a file, one JSON line each (the equivalence test's runs in a subprocess).
+VERDICTS: dict[str, list[dict]] = {}
+
+
+@pytest.fixture(autouse=True)
+def record_verdicts(request, monkeypatch):
+    check = base.check
+
+    def recorded(*args, **kwargs):
+        report = check(*args, **kwargs)
+        verdict = {"exercise": report.exercise, "status": report.status,
+                   "failed": sorted(r.id for r in report.failed_required())}
+        VERDICTS.setdefault(request.node.nodeid, []).append(verdict)
+        if os.environ.get("WORKBOOK_VERDICT_LOG"):
+            with open(os.environ["WORKBOOK_VERDICT_LOG"], "a") as f:
+                f.write(json.dumps({"test": request.node.nodeid, **verdict}) + "\n")
+        return report
+
+    monkeypatch.setattr(base, "check", recorded)
+
+
+@functools.cache
+def _ready() -> None:
     from workbook import db
     db.ensure_ready()
 
@@ -73,6 +118,13 @@ def revision(rev: str, down: str, upgrade: str, downgrade: str) -> str:
         "def upgrade():\n" + textwrap.indent(textwrap.dedent(upgrade).strip() or "pass", "    ") + "\n\n\n"
         "def downgrade():\n" + textwrap.indent(textwrap.dedent(downgrade).strip() or "pass", "    ") + "\n"
     )
+
+
+def rows(number: str) -> dict[str, int]:
+    """The seeded tables' sizes on the copies exercise `number`'s check replays on (its proof
+    scale, or the learning scale in the scale-equivalence run), for messages that count rows."""
+    from workbook import seed
+    return seed.sizes(base.replay_scale(manifest.get(number)))
 
 
 def outcomes(report: base.Report) -> dict[str, str]:

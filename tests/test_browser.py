@@ -24,6 +24,8 @@ import pytest
 from workbook import serve
 from workbook.manifest import ROOT
 
+pytestmark = pytest.mark.full
+
 CHROMIUM = Path(os.environ.get("WORKBOOK_CHROMIUM", "/usr/bin/chromium"))
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--no-first-run"]

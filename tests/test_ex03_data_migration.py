@@ -1,7 +1,7 @@
 """Exercise 3's check: the seeds' pair looks right and is caught only by the exact-rollback criterion."""
 import re
 
-from conftest import make_track, message, only_failures, outcomes, revision
+from conftest import make_track, message, only_failures, outcomes, revision, rows
 from workbook.checks import base
 from workbook.manifest import ROOT
 
@@ -28,9 +28,10 @@ def test_seeds_pair_fails_only_the_exact_rollback(tmp_path):
     report = check_with(tmp_path, UP, NAIVE_DOWN)
     assert only_failures(report) == {"downgrade_exact"}
     text = message(report, "downgrade_exact")
-    # The seed's 400 pre-existing 'informational' rows, plus the ones the check scattered.
+    # The seed's pre-existing 'informational' rows (one in 2,500), plus the ones the check scattered.
+    seeded = rows("03")["finding"] // 2_500
     damaged = int(re.search(r"([\d,]+) rows say 'info' but said 'informational'", text).group(1).replace(",", ""))
-    assert 400 < damaged < 700
+    assert seeded < damaged < seeded + 300
     assert outcomes(report)["batched"] == base.FAILED  # advisory: one big transaction
 
 
@@ -83,7 +84,7 @@ def test_an_update_that_also_touches_another_column(tmp_path):
 
 
 def test_one_limit_batch_and_no_loop(tmp_path):
-    # The check's copy holds about 300,000 'info' rows: more than any batch a learner would pick.
+    # The check's copy holds over 100,000 'info' rows (its PROOF_SCALE): more than this batch.
     report = check_with(tmp_path, "op.execute(\"UPDATE finding SET severity = 'informational' WHERE id IN "
                         "(SELECT id FROM finding WHERE severity = 'info' LIMIT 100000)\")", NAIVE_DOWN)
     assert {"no_info_left", "informational_count"} <= only_failures(report)

@@ -31,8 +31,9 @@ TAG = f"wbh{os.getpid()}"
 CLASS = f"{TAG}_hub"
 USERS = ["alice", "bob"]
 
-pytestmark = pytest.mark.skipif(not _server_answers() and not os.environ.get("CI"),
-                                reason="no PostgreSQL on 127.0.0.1:5432")
+pytestmark = [pytest.mark.full,
+              pytest.mark.skipif(not _server_answers() and not os.environ.get("CI"),
+                                 reason="no PostgreSQL on 127.0.0.1:5432")]
 
 
 # The hub and its single-user servers come from the venv running the tests, then from PATH.

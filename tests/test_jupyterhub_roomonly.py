@@ -28,8 +28,9 @@ from workbook.manifest import ROOT
 TAG = f"wbr{os.getpid()}"
 CLASS = f"{TAG}_room"
 
-pytestmark = pytest.mark.skipif(not _server_answers() and not os.environ.get("CI"),
-                                reason="no PostgreSQL on 127.0.0.1:5432")
+pytestmark = [pytest.mark.full,
+              pytest.mark.skipif(not _server_answers() and not os.environ.get("CI"),
+                                 reason="no PostgreSQL on 127.0.0.1:5432")]
 
 
 def admin_env() -> dict:

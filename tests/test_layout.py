@@ -5,12 +5,16 @@ import json
 import jsonschema
 import yaml
 
+import pytest
+
 from workbook import manifest
 from workbook.checks.base import is_stub
 from workbook.db import docker
 from workbook.manifest import ROOT
 
 # Vendored with its licence and source (tests/vendor/compose-spec/README.md): nothing outside the repository.
+pytestmark = pytest.mark.unit
+
 COMPOSE_SCHEMA = ROOT / "tests" / "vendor" / "compose-spec" / "compose-spec.json"
 
 

@@ -164,9 +164,12 @@ def create(count: int | None, names_file: str | None, csv_path: str | None,
         c.exec_driver_sql(room_sql(grp))
     eng.dispose()
     templates._owners.clear()  # the room's mark now names the template owner
+    from workbook.checks.base import replay_scale  # the check modules: only to create a class
+
     first = None
     for ex in [] if room_only else manifest.exercises():  # built once, for everyone
         tpl = templates.ensure_template(ex.start)
+        templates.ensure_template(ex.start, replay_scale(ex))  # where its check replays
         first = first or tpl
     base_url = db.ensure_ready().server_url(name)
     learners: list[dict] = []

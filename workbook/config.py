@@ -5,7 +5,11 @@ DATABASE_URL        the server and database to use when WORKBOOK_DB=url
 WORKBOOK_ADMISSION  on that shared server, how many checks replay at once (default 4; 0: no limit)
 WORKBOOK_TRACK      exercises (default) | solutions | a folder laid out like them
 WORKBOOK_DATA_DIR   where the embedded server and the hint log live (default: .workbook/)
-WORKBOOK_SCALE      fraction of the default data size (default 1.0); tests and CI use 1.0
+WORKBOOK_SCALE      the learning scale: a fraction of the default data size of your own database
+                    (default 1.0: a million findings, a hundred thousand leads)
+WORKBOOK_PROOF_SCALE  the scale every check replays at, instead of each check's own PROOF_SCALE
+                    (unset: the check's; "learning": WORKBOOK_SCALE); the test of verdicts that
+                    must not move with the scale sets it
 WORKBOOK_ROOM_URL   the class's room (postgresql://ROLE:PASSWORD@HOST:5432/ROOM), for a learner
                     whose own database is elsewhere (room-only: `workbook classroom create --room-only`)
 """
@@ -79,6 +83,24 @@ def _scale() -> float:
         value = -1
     if not 0 < value <= 10:
         raise WorkbookError(f"WORKBOOK_SCALE is {raw!r}; use a number between 0 and 10, such as 0.1 or 1.")
+    return value
+
+
+def proof_scale(declared: float) -> float:
+    """The scale a check replays at: the check's own PROOF_SCALE (the smallest at which each of
+    its criteria is decided), unless WORKBOOK_PROOF_SCALE names another."""
+    raw = os.environ.get("WORKBOOK_PROOF_SCALE", "").strip()
+    if not raw:
+        return declared
+    if raw == "learning":
+        return _scale()
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1
+    if not 0 < value <= 10:
+        raise WorkbookError(f"WORKBOOK_PROOF_SCALE is {raw!r}; unset it (each check replays at its own "
+                            "proof scale), or use a number between 0 and 10, or 'learning'.")
     return value
 
 

@@ -48,9 +48,9 @@ def prefix() -> str:
     return marks.learner_key(learner())
 
 
-def fingerprint(revision: str) -> str:
+def fingerprint(revision: str, scale: float | None = None) -> str:
     h = hashlib.sha256()
-    h.update(repr(settings().scale).encode())
+    h.update(repr(settings().scale if scale is None else scale).encode())
     h.update((ROOT / "workbook" / "seed.py").read_bytes())
     h.update((ROOT / "migrations" / "versions" / "0000_baseline.py").read_bytes())
     for ex in manifest.revision_chain(revision):
@@ -58,17 +58,17 @@ def fingerprint(revision: str) -> str:
     return h.hexdigest()[:10]
 
 
-def template_name(revision: str) -> str:
+def template_name(revision: str, scale: float | None = None) -> str:
     """The shared template's name. A classroom's are kept apart from templates other roles own."""
     role = owner_role()
     suffix = f"_{hashlib.sha256(role.encode()).hexdigest()[:6]}" if role else ""
-    return f"wbtpl_{revision[:24]}_{fingerprint(revision)}{suffix}"
+    return f"wbtpl_{revision[:24]}_{fingerprint(revision, scale)}{suffix}"
 
 
-def _own_name(revision: str) -> str:
+def _own_name(revision: str, scale: float) -> str:
     """A classroom learner's own template: nobody else looks for this name."""
     mine = hashlib.sha256(prefix().encode()).hexdigest()[:6]
-    return f"wbtpl_{revision[:24]}_{fingerprint(revision)}_{mine}"
+    return f"wbtpl_{revision[:24]}_{fingerprint(revision, scale)}_{mine}"
 
 
 _owners: dict[str, tuple[str | None, str | None]] = {}
@@ -114,26 +114,28 @@ def clone(conn: Connection, template: str, name: str) -> None:
         ) from None
 
 
-def ensure_template(revision: str) -> str:
-    """The template for `revision`, built (once per server, under a lock) if it does not exist yet."""
+def ensure_template(revision: str, scale: float | None = None) -> str:
+    """The template for `revision` at `scale` (default: WORKBOOK_SCALE, the learning scale),
+    built (once per server, under a lock) if it does not exist yet. Each scale has its own chain."""
+    scale = settings().scale if scale is None else scale
     with db.admin() as conn:
-        name = _found(conn, revision)
+        name = _found(conn, revision, scale)
         if name:
             return name
         conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (BUILD_LOCK,))
         try:
-            return _ensure_locked(conn, revision)
+            return _ensure_locked(conn, revision, scale)
         finally:
             conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (BUILD_LOCK,))
 
 
-def _found(conn: Connection, revision: str) -> str | None:
+def _found(conn: Connection, revision: str, scale: float) -> str | None:
     """The usable template for `revision`: the shared one or, for a classroom learner, its own."""
-    shared = template_name(revision)
+    shared = template_name(revision, scale)
     if _usable(conn, shared, owner_role()):
         return shared
-    if _learner_in_class(conn) and _usable(conn, _own_name(revision), conn.info.user):
-        return _own_name(revision)
+    if _learner_in_class(conn) and _usable(conn, _own_name(revision, scale), conn.info.user):
+        return _own_name(revision, scale)
     return None
 
 
@@ -155,25 +157,25 @@ def _usable(conn: Connection, name: str, owner: str | None = None) -> bool:
     return True
 
 
-def _ensure_locked(conn: Connection, revision: str) -> str:
-    name = _found(conn, revision)  # another process may have built it while we waited
+def _ensure_locked(conn: Connection, revision: str, scale: float) -> str:
+    name = _found(conn, revision, scale)  # another process may have built it while we waited
     if name:
         return name
     if _learner_in_class(conn):
-        name = _own_name(revision)
-        _build(conn, revision, name, roles=None)
+        name = _own_name(revision, scale)
+        _build(conn, revision, name, None, scale)
     else:
-        name = template_name(revision)
+        name = template_name(revision, scale)
         db_owner, table_owner = class_roles()
-        _build(conn, revision, name, roles=(db_owner, table_owner) if db_owner else None)
+        _build(conn, revision, name, (db_owner, table_owner) if db_owner else None, scale)
     return name
 
 
-def _build(conn: Connection, revision: str, name: str, roles: tuple[str, str] | None) -> None:
+def _build(conn: Connection, revision: str, name: str, roles: tuple[str, str] | None, scale: float) -> None:
     """Build `name`; a classroom's shared template as roles = (database owner, table owner)."""
     building = f"{name}_building"
     parent = None if revision == manifest.baseline() else _ensure_locked(
-        conn, manifest.revision_chain(revision)[-1].down_revision)
+        conn, manifest.revision_chain(revision)[-1].down_revision, scale)
     if roles:
         conn.execute(f"SET ROLE {q(roles[0])}")
     try:
@@ -182,16 +184,16 @@ def _build(conn: Connection, revision: str, name: str, roles: tuple[str, str] | 
             conn.execute(f"CREATE DATABASE {q(building)} TEMPLATE template0")
         else:
             clone(conn, parent, building)
-        marks.mark(conn, building, "template", revision=revision, fingerprint=fingerprint(revision),
-                   by=prefix())
+        marks.mark(conn, building, "template", revision=revision, fingerprint=fingerprint(revision, scale),
+                   scale=scale, by=prefix())
         marks.private(conn, building)  # nobody else connects while it is built
         if roles:  # the migrations run as the table owner, and exercise 03's creates a schema
             conn.execute(f"GRANT CREATE ON DATABASE {q(building)} TO {q(roles[1])}")
-        _apply(building, revision, seeded=parent is None, roles=roles)
+        _apply(building, revision, seeded=parent is None, roles=roles, scale=scale)
         # Complete before it is published: nobody can connect, any CREATEDB role may clone it.
         conn.execute(f"ALTER DATABASE {q(building)} WITH ALLOW_CONNECTIONS false IS_TEMPLATE true")
         conn.execute(f"ALTER DATABASE {q(building)} RENAME TO {q(name)}")
-        _drop_stale(conn, revision, name)
+        _drop_stale(conn, revision, name, scale)
     except Exception:
         with contextlib.suppress(psycopg.Error):  # a failed build leaves no half-built copy
             _drop_if_ours(conn, building, "template")
@@ -200,11 +202,13 @@ def _build(conn: Connection, revision: str, name: str, roles: tuple[str, str] | 
         conn.execute("RESET ROLE")
 
 
-def _drop_stale(conn: Connection, revision: str, keep: str) -> None:
-    """Older builds of this revision made by this learner (another learner's may still be in use)."""
+def _drop_stale(conn: Connection, revision: str, keep: str, scale: float) -> None:
+    """Older builds of this revision at this scale made by this learner (another learner's may
+    still be in use; another scale's chain is another chain, kept). A mark without a scale is
+    from before there were several: stale too."""
     for other, m in marks.databases(conn).items():
         if (other != keep and m and m.get("kind") == "template" and m.get("revision") == revision
-                and m.get("by") == prefix()):
+                and m.get("scale", scale) == scale and m.get("by") == prefix()):
             conn.execute(f"ALTER DATABASE {q(other)} IS_TEMPLATE false")
             drop(conn, other)
 
@@ -216,7 +220,7 @@ def _drop_if_ours(conn: Connection, name: str, kind: str) -> None:
         drop(conn, name)
 
 
-def _apply(database: str, revision: str, seeded: bool, roles: tuple[str, str] | None) -> None:
+def _apply(database: str, revision: str, seeded: bool, roles: tuple[str, str] | None, scale: float) -> None:
     from workbook import migrate, seed
 
     # A classroom's tables belong to the learners' group. PostgreSQL 15 gives the database's
@@ -232,7 +236,7 @@ def _apply(database: str, revision: str, seeded: bool, roles: tuple[str, str] | 
                 c.exec_driver_sql(first)
             migrate.run(c, "upgrade", revision, ROOT / "solutions")
             if seeded:
-                seed.seed(c, settings().scale)
+                seed.seed(c, scale)
                 c.commit()
         with eng.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
             if set_role:
@@ -295,20 +299,21 @@ def _contents(name: str) -> str:
 
 
 @contextlib.contextmanager
-def scratch(revision: str) -> Iterator[str]:
+def scratch(revision: str, scale: float | None = None) -> Iterator[str]:
     """A throw-away copy of the template for `revision`, dropped afterwards whatever happens."""
-    with scratches(revision, 1) as (name,):
+    with scratches(revision, 1, scale) as (name,):
         yield name
 
 
 @contextlib.contextmanager
-def scratches(revision: str, n: int) -> Iterator[list[str]]:
-    """n throw-away copies of the template for `revision`, all dropped afterwards.
+def scratches(revision: str, n: int, scale: float | None = None) -> Iterator[list[str]]:
+    """n throw-away copies of the template for `revision` (at `scale`: ensure_template), all
+    dropped afterwards.
 
     Made side by side, one connection each: the server spends a copy mostly copying files, so
     two take little longer than one.
     """
-    template = ensure_template(revision)
+    template = ensure_template(revision, scale)
     with contextlib.ExitStack() as stack:
         names: list[str] = []
         errors: list[BaseException] = []

@@ -4,6 +4,8 @@ An exercise's check module provides
 - CRITERIA: small judge functions made with @criterion, each with an "Assert that ..." docstring;
 - gather(replay): runs the learner's revision on a throw-away copy of the exercise's start
   database and returns the Evidence the judges read;
+- PROOF_SCALE: the smallest data scale (WORKBOOK_SCALE's unit) at which every criterion is
+  decided, with the reason per criterion in the module; the replay runs on copies built at it;
 - LOCK_PROBE, optional: the tables checks.lock_probe holds on a second copy while the upgrade
   runs there, for the lock_timeout advisory (common.lock_timeout).
 Judging never touches the database and never prints; displaying a Report is workbook.report's job.
@@ -22,7 +24,7 @@ from typing import Callable
 
 from workbook import admission, db, manifest, migrate, schema, templates
 from workbook.checks import runner
-from workbook.config import settings
+from workbook.config import proof_scale, settings
 from workbook.errors import WorkbookError  # noqa: F401  (re-exported for callers)
 from workbook.manifest import ROOT, Exercise
 from workbook.status import ERROR, FAILED, NOT_ATTEMPTED, PASSED  # noqa: F401  (re-exported)
@@ -366,6 +368,11 @@ def _stranger_problem(strangers: list, heads, track_dir: Path) -> str:
     return f"{found} A draft autogenerate left there? Delete {files}{move}, {fix}"
 
 
+def replay_scale(ex: Exercise) -> float:
+    """The data scale `ex`'s check replays at: its module's PROOF_SCALE, or WORKBOOK_PROOF_SCALE."""
+    return proof_scale(importlib.import_module(ex.check).PROOF_SCALE)
+
+
 def check(name: str, track_dir: Path | str | None = None, deadline: float | None = None) -> Report:
     """Judge one exercise. Never raises for the learner's mistakes; WorkbookError when it cannot run.
 
@@ -393,7 +400,8 @@ def check(name: str, track_dir: Path | str | None = None, deadline: float | None
     try:
         # On a shared server, wait for a turn first: the deadline starts after it, in the runner.
         with admission.admitted(phase), \
-                templates.scratches(ex.start, 2 if getattr(module, "LOCK_PROBE", None) else 1) as databases:
+                templates.scratches(ex.start, 2 if getattr(module, "LOCK_PROBE", None) else 1,
+                                    replay_scale(ex)) as databases:
             # A second copy, made beside the first, for the lock probe (checks.lock_probe).
             outcome = runner.gather(ex, track_dir, databases, limit)
     except WorkbookError as err:  # db.explained keeps the server's own error as the context

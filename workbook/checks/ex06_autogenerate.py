@@ -41,6 +41,9 @@ CREATE UNLOGGED TABLE wb_probe.names AS SELECT id, hashtextextended(name, 0) AS 
 REWRITTEN = """
 SELECT count(*) FROM wb_probe.names b JOIN lead l USING (id) WHERE l.ctid <> b.t OR l.xmin::text <> b.x"""
 DEFAULT = "'unknown'::text"  # what pg_get_expr shows for server_default="unknown"
+# Proof scale: any. Each lead's name is fingerprinted by id, and whether a row was written again
+# (ctid, xmin) or the table rewritten (relfilenode) is a fact per row; 0.1 shares the others' chain.
+PROOF_SCALE = 0.1
 LOCK_PROBE = ["lead"]  # held by checks.lock_probe while the upgrade runs on its copy
 
 

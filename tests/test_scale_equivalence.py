@@ -1,0 +1,47 @@
+"""Verdicts do not move with the scale: every check replays at its proof scale (PROOF_SCALE, the
+smallest at which each criterion is decided), and each exercise test's verdicts there (status and
+failing criteria, for the solution, the stubs and every known-wrong answer) are the ones the
+same tests get at the learning scale (WORKBOOK_PROOF_SCALE=learning)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import VERDICTS
+from workbook.manifest import ROOT
+
+pytestmark = pytest.mark.full
+
+EXERCISE_TESTS = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests").glob("test_ex*.py"))
+
+
+def verdicts_at(scale: str, log) -> dict[str, list[dict]]:
+    """Run the exercise tests in a process of their own with WORKBOOK_PROOF_SCALE=scale."""
+    env = {**os.environ, "WORKBOOK_PROOF_SCALE": scale, "WORKBOOK_VERDICT_LOG": str(log)}
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", *EXERCISE_TESTS],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=3 * 3600)
+    assert proc.returncode == 0, f"the exercise tests at scale {scale!r} failed:\n{proc.stdout[-4000:]}"
+    found: dict[str, list[dict]] = {}
+    for line in log.read_text().splitlines():
+        v = json.loads(line)
+        found.setdefault(v.pop("test"), []).append(v)
+    return found
+
+
+def test_every_verdict_is_the_same_at_the_proof_and_the_learning_scale(tmp_path):
+    learning = verdicts_at("learning", tmp_path / "learning.jsonl")
+    # This session's own verdicts at the proof scale when it ran the exercise tests (make test
+    # does, before this file); otherwise they are run here too.
+    proof = {t: v for t, v in VERDICTS.items() if t.split("::")[0] in EXERCISE_TESTS}
+    if not os.environ.get("WORKBOOK_PROOF_SCALE") and set(proof) >= set(learning):
+        proof = {t: proof[t] for t in learning}
+    else:
+        proof = verdicts_at("", tmp_path / "proof.jsonl")
+    assert learning, "no exercise test ran a check"
+    moved = [f"{test}: {proof.get(test)} at the proof scale, {v} at the learning scale"
+             for test, v in sorted(learning.items()) if proof.get(test) != v]
+    assert not moved, "verdicts moved with the scale:\n" + "\n".join(moved)
