@@ -179,16 +179,19 @@ def cmd_progress(args) -> int:
 
     done = remembered = 0
     width = max(len(ex.title) for ex in manifest.exercises())
-    for ex in manifest.exercises():
-        kept = None if args.fresh else verdicts.recall(ex)
-        if kept:
-            status, why, note = kept["status"], kept.get("reason"), "  (unchanged since its last check)"
-            remembered += 1
-        else:
-            (status, why), note = _run_check(ex), ""
-        done += status == PASSED
-        said = f": {why}" if why else ""  # a failure's first reason, so nobody has to rerun it to see
-        print(f"  {MARK[status]} {ex.number} {ex.title:<{width}}  {status}{said}{note}", flush=True)
+    kept = {ex.id: None if args.fresh else verdicts.recall(ex) for ex in manifest.exercises()}
+    with _Checks([ex for ex in manifest.exercises() if not kept[ex.id]]) as running:
+        for ex in manifest.exercises():
+            if kept[ex.id]:
+                status, why, note = kept[ex.id]["status"], kept[ex.id].get("reason"), "  (unchanged since its last check)"
+                remembered += 1
+            else:
+                (status, why), note = running.result(ex), ""
+            done += status == PASSED
+            said = f": {why}" if why else ""  # a failure's first reason, so nobody has to rerun it to see
+            if sys.stderr.isatty():
+                sys.stderr.write("\r\033[K")  # the progress line, redrawn below this row
+            print(f"  {MARK[status]} {ex.number} {ex.title:<{width}}  {status}{said}{note}", flush=True)
     total = len(manifest.exercises())
     print(f"{done} of {total} exercises passed ({100 * done // total} % complete).")
     if remembered:
@@ -197,21 +200,69 @@ def cmd_progress(args) -> int:
     return 0
 
 
-def _run_check(ex) -> tuple[str, str]:
-    """(status, the first failing criterion's message, short) of one check."""
-    from workbook import classroom, progress, verdicts
-    from workbook.checks import base
+class _Checks:
+    """The checks `progress` runs, AT_ONCE at a time, each a `workbook check --json` process of its
+    own, started in the manifest's order; result(ex) waits for one. Processes, not threads: a check
+    forks its replay, and a fork beside another thread's open connections is unsafe. Each child
+    remembers its verdict (verdicts.remember locks the cache) and records it in the room."""
 
-    try:
-        with progress.shown(f"checking exercise {ex.number}"):
-            result = base.check(ex.id)
-        why = verdicts.reason(result)
-        verdicts.remember(ex, result.status, why=why)
-        classroom.record(result)
-    except WorkbookError as err:
-        print(f"  (exercise {ex.number}: {err})", file=sys.stderr)
-        return base.ERROR, ""
-    return result.status, why
+    AT_ONCE = 2  # two checks keep two cores busy; on a shared server admission still gives turns
+
+    def __init__(self, exercises):
+        self.exercises, self.running = exercises, set()
+
+    def __enter__(self):
+        from concurrent.futures import ThreadPoolExecutor
+
+        from workbook import progress
+
+        self.shown = progress.shown("checking")
+        self.shown.__enter__()  # first: the checks' starts are what it shows
+        self.pool = ThreadPoolExecutor(self.AT_ONCE)
+        self.futures = {ex.id: self.pool.submit(self._one, ex) for ex in self.exercises}
+        return self
+
+    def __exit__(self, *exc):
+        for f in self.futures.values():
+            f.cancel()
+        self.pool.shutdown(wait=True)
+        self.shown.__exit__(*exc)
+
+    def result(self, ex) -> tuple[str, str]:
+        return self.futures[ex.id].result()
+
+    def _say(self, number: str, started: bool) -> None:
+        from workbook.checks import base
+
+        (self.running.add if started else self.running.discard)(number)
+        if self.running:
+            numbers = sorted(self.running)
+            base.phase(("exercises " if len(numbers) > 1 else "exercise ") + " and ".join(numbers))
+
+    def _one(self, ex) -> tuple[str, str]:
+        """(status, the first failing criterion's message, short) of one check."""
+        import json
+
+        from workbook import verdicts
+        from workbook.checks import base
+
+        self._say(ex.number, True)
+        try:
+            proc = subprocess.run([sys.executable, "-m", "workbook", "check", ex.number, "--json"],
+                                  capture_output=True, text=True)
+        finally:
+            self._say(ex.number, False)
+        try:
+            found = json.loads(proc.stdout)
+        except ValueError:
+            said = (proc.stderr.strip().splitlines() or ["it stopped without a verdict"])[-1]
+            print(f"  (exercise {ex.number}: {said})", file=sys.stderr)
+            return base.ERROR, ""
+        if found["status"] == base.ERROR:
+            print(f"  (exercise {ex.number}: {found['criteria'][0]['message']})", file=sys.stderr)
+            return base.ERROR, ""
+        kept = verdicts.recall(ex)
+        return found["status"], (kept or {}).get("reason", "")
 
 
 def cmd_solution(args) -> int:

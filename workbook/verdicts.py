@@ -22,6 +22,7 @@ import ast
 import functools
 import hashlib
 import json
+import fcntl
 import os
 import re
 import time
@@ -151,15 +152,18 @@ def remember(ex: manifest.Exercise, status: str, track_dir: Path | None = None, 
     """Keep a verdict; `why` is reason(report) for a failed one."""
     if status == ERROR:
         return
-    data = {name: v for name, v in _load().items()  # forget tracks that are gone (test copies)
-            if Path(name.split(" in ", 1)[-1]).is_dir()}
-    data[_entry(ex, track_dir)] = {"key": key(ex, track_dir), "status": status, "reason": why,
-                                   "at": time.time()}
+    entry = {"key": key(ex, track_dir), "status": status, "reason": why, "at": time.time()}
     path = _store()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f"{FILE}.{os.getpid()}")
-        partial.write_text(json.dumps(data, indent=1))
-        partial.replace(path)  # never a half-written file for the next reader
+        # Checks run side by side (progress, the tests): one writer at a time, or one's verdict is lost.
+        with open(path.with_name(f"{FILE}.lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            data = {name: v for name, v in _load().items()  # forget tracks that are gone (test copies)
+                    if Path(name.split(" in ", 1)[-1]).is_dir()}
+            data[_entry(ex, track_dir)] = entry
+            partial = path.with_name(f"{FILE}.{os.getpid()}")
+            partial.write_text(json.dumps(data, indent=1))
+            partial.replace(path)  # never a half-written file for the next reader
     except OSError:
         pass  # a cache that cannot be written only costs time
