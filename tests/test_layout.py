@@ -1,5 +1,6 @@
 """The manifest, the mirrored trees and docker-compose.yml agree with each other."""
 import ast
+import importlib
 import json
 
 import jsonschema
@@ -20,8 +21,8 @@ COMPOSE_SCHEMA = ROOT / "tests" / "vendor" / "compose-spec" / "compose-spec.json
 
 def assignments(path):
     tree = ast.parse(path.read_text())
-    return {t.id: node.value.value for node in tree.body if isinstance(node, ast.Assign)
-            for t in node.targets if isinstance(t, ast.Name) and isinstance(node.value, ast.Constant)}
+    return {t.id: ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign)
+            for t in node.targets if isinstance(t, ast.Name) and isinstance(node.value, (ast.Constant, ast.Tuple))}
 
 
 def test_exercise_and_solution_trees_mirror_each_other(stub_track):
@@ -37,7 +38,13 @@ def test_manifest_matches_the_files(stub_track):
                 assert path.exists(), path
                 if part.revision:
                     ids = assignments(path)
-                    assert (ids["revision"], ids.get("down_revision")) == (part.revision, part.down_revision), path
+                    # A merge's stub follows nothing yet: its down_revision is what the learner writes.
+                    down = None if part.merges and track == stub_track else part.down_revision
+                    assert (ids["revision"], ids.get("down_revision")) == (part.revision, down), path
+            for given in ex.given_parts():  # the same committed file in both tracks
+                ids = assignments(track / given.file)
+                assert (ids["revision"], ids["down_revision"]) == (given.revision, given.down_revision)
+                assert (track / given.file).read_bytes() == (ROOT / "solutions" / given.file).read_bytes()
         assert (ROOT / ex.notebook).exists(), ex.notebook
         assert ex.hints, ex.id
 
@@ -46,7 +53,11 @@ def test_stubs_are_stubs_and_solutions_are_not(stub_track):
     for ex in manifest.exercises():
         for part in ex.parts() if ex.revision else ():
             assert is_stub(stub_track / part.file)
-            assert not is_stub(ROOT / "solutions" / part.file)
+            # A merge's upgrade and downgrade are empty when it is right: its check tells the stub.
+            assert not is_stub(ROOT / "solutions" / part.file) or part.merges
+        if ex.merges:
+            attempted = importlib.import_module(ex.check).attempted
+            assert not attempted(stub_track / ex.file) and attempted(ROOT / "solutions" / ex.file)
 
 
 def test_compose_file_is_valid_and_matches_the_workbook():

@@ -95,8 +95,7 @@ def check(name: str = "06", track_dir: Path | None = None, database: str | None 
 def _cut(track_dir: Path, tmp: Path, after: str) -> Path:
     """A copy of the track (versions/ and models.py) whose history ends at revision `after`."""
     chain = {part.file for part in manifest.revision_chain(after)}
-    later = [Path(part.file).name for ex in manifest.exercises() if ex.revision
-             for part in ex.parts() if part.file not in chain]
+    later = [Path(part.file).name for part in manifest.revisions() if part.file not in chain]
     track = tmp / "track"
     shutil.copytree(track_dir / "versions", track / "versions",
                     ignore=shutil.ignore_patterns("__pycache__", *later))

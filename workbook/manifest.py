@@ -23,9 +23,12 @@ class Exercise:
     check: str
     hints: tuple[str, ...]
     revision: str | None = None
-    down_revision: str | None = None
+    # The revision it follows; a merge follows several (a tuple, as Alembic writes it).
+    down_revision: str | tuple[str, ...] | None = None
     deadline: float = 60  # seconds a check may take before it is stopped with a verdict
     then: tuple[tuple[str, str], ...] = ()  # further (file, revision) the exercise's chain goes on with
+    # Revision files given complete, which the learner must not edit: (file, revision, down_revision).
+    given: tuple[tuple[str, str, str], ...] = ()
 
     @property
     def number(self) -> str:
@@ -35,6 +38,11 @@ class Exercise:
     def head(self) -> str | None:
         """The exercise's last revision: its own, or the last of `then`."""
         return self.then[-1][1] if self.then else self.revision
+
+    @property
+    def merges(self) -> bool:
+        """True when the exercise's revision follows several heads (a merge revision)."""
+        return isinstance(self.down_revision, tuple)
 
     def path(self, track_dir: Path) -> Path:
         return track_dir / self.file
@@ -47,13 +55,21 @@ class Exercise:
                                            down_revision=out[-1].revision, then=()))
         return out
 
+    def given_parts(self) -> list["Exercise"]:
+        """One Exercise per given file, in the manifest's order (none for most exercises)."""
+        return [dataclasses.replace(self, file=file, revision=revision, down_revision=down, then=(), given=())
+                for file, revision, down in self.given]
+
 
 @functools.cache
 def _load() -> tuple[str, tuple[Exercise, ...]]:
     data = tomllib.loads((PACKAGE_DIR / "exercises.toml").read_text())
     items = tuple(
         Exercise(**{**raw, "hints": tuple(raw.get("hints", ())),
-                    "then": tuple((t["file"], t["revision"]) for t in raw.get("then", ()))})
+                    "then": tuple((t["file"], t["revision"]) for t in raw.get("then", ())),
+                    "given": tuple((g["file"], g["revision"], g["down_revision"]) for g in raw.get("given", ())),
+                    **({"down_revision": tuple(raw["down_revision"])}
+                       if isinstance(raw.get("down_revision"), list) else {})})
         for raw in data["exercise"]
     )
     return data["baseline"], items
@@ -83,10 +99,41 @@ def by_revision(revision: str) -> Exercise | None:
     return next((ex for ex in exercises() if ex.revision == revision), None)
 
 
+def revisions() -> list[Exercise]:
+    """Every revision file the workbook knows, in the manifest's order: an exercise's given files
+    (exercise 8's two teams), then its own parts. Each follows one before it in this list."""
+    return [p for ex in exercises() if ex.revision for p in ex.given_parts() + ex.parts()]
+
+
+def unmerged() -> set[str]:
+    """The heads the history has while a merge exercise is not done yet: its given files and its
+    own revision (a stub that follows nothing). Other exercises' checks replay only up to their
+    own revision, so these heads are no problem of theirs."""
+    return {rev for ex in exercises() if ex.merges for rev in (*ex.down_revision, ex.revision)}
+
+
+def ancestors(revision: str) -> set[str]:
+    """`revision` and every revision it follows, through each parent of a merge."""
+    parents = {p.revision: p.down_revision for p in revisions()}
+    found, todo = set(), [revision]
+    while todo:
+        rev = todo.pop()
+        if rev in found or rev is None:
+            continue
+        found.add(rev)
+        down = parents.get(rev)
+        todo += list(down) if isinstance(down, tuple) else [down]
+    return found
+
+
 def revision_chain(upto: str) -> list[Exercise]:
-    """The revision files (Exercise.parts) between the baseline and `upto`, in order."""
+    """The revision files between the baseline and `upto`, in the order of revisions().
+
+    A database built along it runs each in turn, so the chain up to the second of two given
+    files that follow one revision (exercise 8's teams) has both applied: two heads.
+    """
     chain = []
-    for part in (p for ex in exercises() if ex.revision for p in ex.parts()):
+    for part in revisions():
         if upto == baseline():
             break
         chain.append(part)

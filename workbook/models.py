@@ -1,7 +1,8 @@
-"""The application's tables as SQLAlchemy models, as exercises 1 to 5 leave them.
+"""The application's tables as SQLAlchemy models, as exercises 1 to 5 and 8 leave them.
 
 They describe the schema at the end of exercise 5 (the index of exercise 1, the column of
-exercise 2 and the constraints of exercise 5 included). A check that compares the models with
+exercise 2 and the constraints of exercise 5 included), with what exercise 8's two teams add
+(finding.assignee, asset_owner). A check that compares the models with
 the database at an earlier revision uses metadata_at(revision), which leaves out what later
 exercises add.
 
@@ -39,8 +40,12 @@ class Finding(Base):
     created_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True),
                                                     server_default=sa.func.now())
 
+    # Exercise 8's team A: who works on the finding (nullable: most have nobody yet).
+    assignee: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+
     __table_args__ = (sa.Index("ix_finding_severity", "severity"),
-                      sa.Index("ix_finding_asset_id", "asset_id"))
+                      sa.Index("ix_finding_asset_id", "asset_id"),
+                      sa.Index("ix_finding_assignee", "assignee"))
 
 
 class Asset(Base):
@@ -50,6 +55,18 @@ class Asset(Base):
 
     id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
     name: Mapped[str] = mapped_column(sa.Text)
+
+
+class AssetOwner(Base):
+    """Exercise 8's team B: who answers for an asset."""
+
+    __tablename__ = "asset_owner"
+
+    asset_id: Mapped[int] = mapped_column(
+        sa.Integer, sa.ForeignKey("asset.id", name="fk_asset_owner_asset_id", ondelete="CASCADE"),
+        primary_key=True, autoincrement=False)
+    owner: Mapped[str] = mapped_column(sa.Text)
+    since: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True), server_default=sa.func.now())
 
 
 class Lead(Base):
@@ -75,9 +92,12 @@ metadata = Base.metadata
 RENAMED_BY = {"ex07_contract": ("finding", "title", "summary")}
 
 # What each exercise adds to the models, by revision: left out of metadata_at() before it.
+# Names a table, a constraint or an index; "table.column" a column, "... NOT NULL" a nullability.
 ADDED_BY = {
     "ex05_constraints": {"asset", "fk_finding_asset_id", "ix_finding_asset_id", "ck_lead_priority",
                          "uq_lead_email", "lead.company NOT NULL"},
+    "ex08_assignee": {"finding.assignee", "ix_finding_assignee"},
+    "ex08_asset_owner": {"asset_owner"},
 }
 
 
@@ -111,17 +131,37 @@ def renamed(meta: sa.MetaData, revision: str | None, track_dir: Path | None = No
 
 def metadata_at(revision: str) -> sa.MetaData:
     """The models as they are at `revision`: without what exercises after it add."""
+    return renamed(without_later(metadata, [revision]), revision)
+
+
+def at(meta: sa.MetaData, heads, track_dir: Path | None = None) -> sa.MetaData:
+    """`meta` as a database whose alembic_version holds `heads` should match: without what
+    revisions it has not run add (exercise 8's teams add to the models every track takes), with
+    the renames of those it has. A revision the workbook does not know leaves `meta` as it is."""
     from workbook import manifest
 
-    applied = {ex.revision for ex in manifest.revision_chain(revision)}
+    known = {p.revision for p in manifest.revisions()} | {manifest.baseline()}
+    if not heads or not set(heads) <= known:
+        return meta
+    order = [manifest.baseline()] + [p.revision for p in manifest.revisions()]
+    return renamed(without_later(meta, heads), max(heads, key=order.index), track_dir)
+
+
+def without_later(meta: sa.MetaData, heads) -> sa.MetaData:
+    """`meta` without what ADDED_BY says revisions outside the ancestry of `heads` add."""
+    from workbook import manifest
+
+    applied = set().union(*(manifest.ancestors(h) for h in heads))
     later = set().union(*(names for rev, names in ADDED_BY.items() if rev not in applied))
     if not later:
-        return renamed(metadata, revision)
+        return meta
     out = sa.MetaData()
-    for table in metadata.sorted_tables:
+    for table in meta.sorted_tables:
         if table.name in later:
             continue
         copy = table.to_metadata(out)
+        for column in [c for c in copy.columns if f"{table.name}.{c.name}" in later]:
+            copy._columns.remove(column)  # Table has no public way to drop a column
         for con in list(copy.constraints):
             if con.name in later:
                 copy.constraints.remove(con)
@@ -134,7 +174,7 @@ def metadata_at(revision: str) -> sa.MetaData:
         for column in copy.columns:
             if f"{table.name}.{column.name} NOT NULL" in later:
                 column.nullable = True
-    return renamed(out, revision)
+    return out
 
 
 _loads = itertools.count()

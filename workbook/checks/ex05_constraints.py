@@ -106,7 +106,7 @@ def drift(conn) -> list[str]:
 
     with warnings.catch_warnings():  # reflection warns about options it does not know; not the learner's
         warnings.simplefilter("ignore")
-        diffs = compare_metadata(MigrationContext.configure(conn), models.metadata)
+        diffs = compare_metadata(MigrationContext.configure(conn), models.metadata_at("ex05_constraints"))
     conn.rollback()
     return [str(d[0] if isinstance(d, tuple) else d[0][0]) + " " + _name(d) for d in diffs]
 

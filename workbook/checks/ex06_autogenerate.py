@@ -123,7 +123,8 @@ def drift(conn, r: Replay, metadata: sa.MetaData | None = None) -> list[str]:
     with warnings.catch_warnings():  # reflection warns about options it does not know; not the learner's
         warnings.simplefilter("ignore")
         ctx = MigrationContext.configure(conn, opts={"compare_server_default": True})
-        diffs = compare_metadata(ctx, metadata if metadata is not None else models.track_metadata(r.track_dir))
+        diffs = compare_metadata(ctx, metadata if metadata is not None
+                                 else models.at(models.track_metadata(r.track_dir), [r.exercise.revision]))
     conn.rollback()
     return [_describe(d) for d in diffs]
 
