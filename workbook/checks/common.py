@@ -48,7 +48,8 @@ def lock_timeout(ev: Evidence) -> str:
     force right before it was sent. Those are the values the server applies to its wait: a
     SET LOCAL it ignored reads 0 there, a RESET before the statement reads 0, a SET after it
     counts for later statements only. tests/test_lock_advisories.py shows a recorded value making
-    the same DDL give up behind a held lock, live.
+    the same DDL give up behind a held lock, live. Decided at any scale: a setting and a lock
+    mode do not depend on how many rows the table holds.
     """
     log = ev.get("upgrade_statements")
     if log is None:
