@@ -1,4 +1,6 @@
 """checks.statement_log: each statement's locks and reads, exactly, from the server itself."""
+import pytest
+
 from conftest import make_track, revision
 from workbook import manifest, templates
 from workbook.checks import statement_log
@@ -75,6 +77,7 @@ def test_a_validate_in_the_add_s_transaction_reads_under_the_add_s_lock(tmp_path
     assert "every query on lead, reads included, would wait about" in statement_log.stall(found["entry"], found["lock"])
 
 
+@pytest.mark.unit
 def test_schema_locks_are_those_stronger_than_row_exclusive_not_already_held():
     def e(locks, held=()):
         return {"locks": set(locks) | set(held), "held_before": set(held)}
