@@ -54,7 +54,7 @@ def test_set_inside_an_autocommit_block_is_in_force_and_a_plain_drop_is_seen_in_
     report = ex01(tmp_path, "SET lock_timeout = '1s'",
                   "op.drop_index('ix_finding_severity', table_name='finding')")
     assert outcomes(report)["lock_timeout"] == base.PASSED
-    assert "on finding, each with lock_timeout = 1s in force" in message(report, "lock_timeout")
+    assert "on finding, with lock_timeout = 1s in force for it" in message(report, "lock_timeout")
     assert outcomes(report)["concurrent_drop"] == base.FAILED
     text = message(report, "concurrent_drop")
     assert "AccessExclusiveLock" in text and "wait for the open SELECT" in text
@@ -63,7 +63,7 @@ def test_set_inside_an_autocommit_block_is_in_force_and_a_plain_drop_is_seen_in_
 def test_set_local_in_a_transactional_revision_is_in_force():
     report = base.check("02", ROOT / "solutions")
     assert outcomes(report)["lock_timeout"] == base.PASSED
-    assert "on lead, each with lock_timeout = 2s in force" in message(report, "lock_timeout")
+    assert "on lead, with lock_timeout = 2s in force for it" in message(report, "lock_timeout")
 
 
 @pytest.mark.parametrize("upgrade, said", [

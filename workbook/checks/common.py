@@ -63,9 +63,11 @@ def lock_timeout(ev: Evidence) -> str:
     if not short:
         tables = ", ".join(sorted({t for _, (t, _) in changes}))
         values = " or ".join(sorted({_shown(e["lock_timeout"]) for e, _ in changes}))
-        return (f"{len(changes)} statement(s) of the upgrade asked for a lock stronger than ROW EXCLUSIVE on "
-                f"{tables}, each with lock_timeout = {values} in force as the server reported just before it: "
-                "behind another session's lock, each gives up instead of queueing queries.")
+        one = len(changes) == 1
+        return (f"{len(changes)} statement{'' if one else 's'} of the upgrade asked for a lock stronger than ROW "
+                f"EXCLUSIVE on {tables}, with lock_timeout = {values} in force for {'it' if one else 'each'}, as the "
+                f"server reported just before: behind another session's lock, {'it' if one else 'each'} gives up "
+                "instead of queueing queries.")
     entry, (table, mode), problem = short[0]
     lt, st = entry["lock_timeout"], entry["statement_timeout"]
     said = f"{statement_log.quoted(entry['sql'], 80)} asked for {mode} on {table}"
