@@ -31,7 +31,8 @@ def test_plain_create_index_blocks_writers(tmp_path):
     report = check(track)
     assert only_failures(report) == {"writers_not_blocked"}
     assert "ShareLock" in message(report, "writers_not_blocked")
-    assert "wait for the open INSERT" in message(report, "writers_not_blocked")
+    assert "open UPDATE on finding, the upgrade asked for ShareLock and had to wait for it" in message(
+        report, "writers_not_blocked")
 
 
 def test_seeds_concurrently_without_autocommit_block_is_explained(tmp_path):

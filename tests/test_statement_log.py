@@ -1,4 +1,6 @@
 """checks.statement_log: each statement's locks and reads, exactly, from the server itself."""
+import pytest
+
 from conftest import make_track, revision
 from workbook import manifest, templates
 from workbook.checks import statement_log
@@ -73,3 +75,21 @@ def test_a_validate_in_the_add_s_transaction_reads_under_the_add_s_lock(tmp_path
     assert found["n"] == 100_000 and found["lock"] == ("lead", "AccessExclusiveLock") and found["inherited"]
     assert found["taken_by"] is entry(log, "ALTER TABLE lead ADD CONSTRAINT")
     assert "every query on lead, reads included, would wait about" in statement_log.stall(found["entry"], found["lock"])
+
+
+@pytest.mark.unit
+def test_schema_locks_are_those_stronger_than_row_exclusive_not_already_held():
+    def e(locks, held=()):
+        return {"locks": set(locks) | set(held), "held_before": set(held)}
+    # Reads and writes take none; CREATE INDEX CONCURRENTLY's SHARE UPDATE EXCLUSIVE counts.
+    assert statement_log.schema_locks(e({("lead", "AccessShareLock"), ("lead", "RowExclusiveLock")})) == []
+    assert statement_log.schema_locks(e({("finding", "ShareUpdateExclusiveLock")})) == [
+        ("finding", "ShareUpdateExclusiveLock")]
+    # Strongest first; a lock its transaction already held as strong could not have waited.
+    assert statement_log.schema_locks(e({("lead", "ShareLock"), ("finding", "AccessExclusiveLock")})) == [
+        ("finding", "AccessExclusiveLock"), ("lead", "ShareLock")]
+    assert statement_log.schema_locks(e({("lead", "ShareUpdateExclusiveLock")},
+                                        held={("lead", "AccessExclusiveLock")})) == []
+    assert statement_log.schema_locks(e({("lead", "AccessExclusiveLock")},
+                                        held={("lead", "ShareUpdateExclusiveLock")})) == [
+        ("lead", "AccessExclusiveLock")]

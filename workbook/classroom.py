@@ -64,10 +64,10 @@ GRANT USAGE ON SEQUENCE results_id_seq TO {group};
 """
 MESSAGE_MAX = 500
 CRITERION_ID = "^[a-z][a-z0-9_]{0,62}$"  # every check's criterion ids have this shape (a test says so)
-# Sessions one learner's role may hold at once. Measured (pg_stat_activity, by the learner's role)
-# during checks 01, 05 and 07: 7 at the peak (the admission turn, three on the replay's copy, three
-# on the lock probe's); the rest is for the notebook's %sql, the room's insert and a terminal. One
-# more is refused (SQLSTATE 53300), which the check reports as the server's trouble, not theirs.
+# Sessions one learner's role may hold at once. Measured (pg_stat_activity) during checks 01, 05
+# and 07: 6 at the peak (the admission turn and up to five on the replay's copy); the rest is for
+# the notebook's %sql, the room's insert and a terminal. One more is refused (SQLSTATE 53300),
+# which the check reports as the server's trouble, not theirs.
 CONNECTIONS = 10
 
 

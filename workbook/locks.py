@@ -18,6 +18,9 @@ from workbook import db
 WRITER_SAFE = {"AccessShareLock", "RowShareLock", "RowExclusiveLock", "ShareUpdateExclusiveLock"}
 # ACCESS EXCLUSIVE is the only mode a plain SELECT (ACCESS SHARE) conflicts with.
 READER_BLOCKING = {"AccessExclusiveLock"}
+# PostgreSQL's table lock modes, weakest first; from SHARE UPDATE EXCLUSIVE on, schema changes take them.
+MODES = ["AccessShareLock", "RowShareLock", "RowExclusiveLock", "ShareUpdateExclusiveLock", "ShareLock",
+         "ShareRowExclusiveLock", "ExclusiveLock", "AccessExclusiveLock"]
 
 # An open transaction that has written to finding, as a busy application always has one.
 WRITER = "INSERT INTO finding (title, severity, asset_id) VALUES ('open write', 'low', 1)"

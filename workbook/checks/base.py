@@ -5,9 +5,7 @@ An exercise's check module provides
 - gather(replay): runs the learner's revision on a throw-away copy of the exercise's start
   database and returns the Evidence the judges read;
 - PROOF_SCALE: the smallest data scale (WORKBOOK_SCALE's unit) at which every criterion is
-  decided, with the reason per criterion in the module; the replay runs on copies built at it;
-- LOCK_PROBE, optional: the tables checks.lock_probe holds on a second copy while the upgrade
-  runs there, for the lock_timeout advisory (common.lock_timeout).
+  decided, with the reason per criterion in the module; the replay runs on copies built at it.
 Judging never touches the database and never prints; displaying a Report is workbook.report's job.
 """
 from __future__ import annotations
@@ -403,9 +401,7 @@ def check(name: str, track_dir: Path | str | None = None, deadline: float | None
     try:
         # On a shared server, wait for a turn first: the deadline starts after it, in the runner.
         with admission.admitted(phase), \
-                templates.scratches(ex.start, 2 if getattr(module, "LOCK_PROBE", None) else 1,
-                                    replay_scale(ex)) as databases:
-            # A second copy, made beside the first, for the lock probe (checks.lock_probe).
+                templates.scratches(ex.start, 1, replay_scale(ex)) as databases:
             outcome = runner.gather(ex, track_dir, databases, limit)
     except WorkbookError as err:  # db.explained keeps the server's own error as the context
         if err.__context__ is None or not server_trouble(err.__context__) or unreachable(err.__context__):

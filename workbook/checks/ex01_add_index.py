@@ -6,17 +6,16 @@ import json
 import sqlalchemy as sa
 
 from workbook import locks, schema
-from workbook.checks import common, lint
+from workbook.checks import common, lint, statement_log
 from workbook.checks.base import Evidence, Incorrect, Replay, criterion, is_stub
 
 INDEX, TABLE = "ix_finding_severity", "finding"
-PROBE_SECONDS = 10  # the longest we hold the writer's (or reader's) transaction open while watching
+PROBE_SECONDS = 10  # the longest we hold the reader's transaction open while watching the downgrade
 # Proof scale: 0.1 (100,000 findings). Which lock the build asked for, whether the index is valid and
 # whether the drop is concurrent are facts of pg_locks and the catalog at any size; the planner's
 # choice is not: on a table of a few thousand rows a sequential scan is cheaper than any index.
 # With 1,000 'critical' rows among 100,000 it picks the index, as at the learning scale.
 PROOF_SCALE = 0.1
-LOCK_PROBE = [TABLE]  # held by checks.lock_probe while the upgrade runs on its copy
 
 
 def attempted(path) -> bool:
@@ -30,9 +29,11 @@ def gather(r: Replay) -> Evidence:
     with eng.connect() as mig, eng.connect() as other, eng.connect() as watch:
         ev.before = schema.snapshot(mig)
         mig.commit()
-        # A writer with an uncommitted INSERT, as a busy application always has one.
-        ev.upgrade, ev.locks = watched(r, mig, other, watch, locks.WRITER, "upgrade", r.exercise.revision)
-        if ev.upgrade is not None and ev.upgrade.ok:
+        # Statement by statement, with a writer's UPDATE open as a busy application always has one.
+        ev.upgrade, ev.upgrade_statements = statement_log.replay(
+            r, mig, other, watch, "upgrade", r.exercise.revision, [TABLE], [TABLE])
+        ev.locks = seen(ev.upgrade_statements)
+        if ev.upgrade.ok:
             ev.index = index_facts(mig)
             ev.plan = plan(mig)
             mig.commit()
@@ -47,12 +48,26 @@ def gather(r: Replay) -> Evidence:
     return ev
 
 
+def seen(log: list[dict]) -> list[tuple[str, bool]]:
+    """The (mode, granted) pairs the upgrade's statements showed on finding, in order.
+
+    A statement shows its hand when it waits for the writer: a plain CREATE INDEX waits for SHARE
+    (which the writer's ROW EXCLUSIVE blocks), CONCURRENTLY holds SHARE UPDATE EXCLUSIVE and waits
+    for the writer's transaction to end.
+    """
+    pairs: list[tuple[str, bool]] = []
+    for entry in log:
+        for table, mode in sorted(entry["locks"]):
+            pair = (mode, (table, mode) not in entry["waited"])
+            if pair not in pairs:
+                pairs.append(pair)
+    return pairs
+
+
 def watched(r: Replay, mig, holder, watch, hold: str, verb: str, target: str):
     """Run the migration while `holder` keeps `hold` open; the locks it showed on finding.
 
-    It shows its hand when it waits: a plain CREATE INDEX waits for SHARE (which the writer's
-    ROW EXCLUSIVE blocks), CONCURRENTLY holds SHARE UPDATE EXCLUSIVE and waits for the writer's
-    transaction to end; a plain DROP INDEX waits for ACCESS EXCLUSIVE behind the reader.
+    It shows its hand when it waits: a plain DROP INDEX waits for ACCESS EXCLUSIVE behind the reader.
     """
     pid = mig.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
     mig.commit()
@@ -138,9 +153,9 @@ def writers_not_blocked(ev: Evidence) -> str:
     blocked = [mode for mode, granted in seen if mode not in locks.WRITER_SAFE]
     if blocked:
         mode = blocked[0]
-        waiting = " and had to wait for the open INSERT" if (mode, False) in seen else ""
+        waiting = " and had to wait for it" if (mode, False) in seen else ""
         raise Incorrect(
-            f"While a writer held an open INSERT on finding, the upgrade asked for {mode}{waiting}. "
+            f"While a writer held an open UPDATE on finding, the upgrade asked for {mode}{waiting}. "
             f"{mode} conflicts with writers: in production every INSERT, UPDATE and DELETE on "
             "finding would queue for the whole build. Use postgresql_concurrently=True inside "
             "op.get_context().autocommit_block().")
@@ -148,7 +163,7 @@ def writers_not_blocked(ev: Evidence) -> str:
         raise Incorrect("The upgrade took no lock on finding at all, so it built nothing there. "
                         "Expected CREATE INDEX CONCURRENTLY on finding(severity).")
     modes = ", ".join(sorted({m for m, _ in seen}))
-    return f"With a writer's INSERT open, the upgrade held only {modes}: writers were not blocked."
+    return f"With a writer's UPDATE open, the upgrade held only {modes}: writers were not blocked."
 
 
 @criterion("concurrent_drop", "Advisory: the downgrade drops the index without ACCESS EXCLUSIVE "

@@ -6,7 +6,7 @@ import re
 import sqlalchemy as sa
 
 from workbook import db, schema
-from workbook.checks import common, lint
+from workbook.checks import common, lint, statement_log
 from workbook.checks.base import Evidence, Incorrect, Replay, criterion, is_stub
 
 SQUAWK_ACCEPTS = {"prefer-text-field": "the exercise asks for varchar(20)"}
@@ -14,7 +14,6 @@ SQUAWK_ACCEPTS = {"prefer-text-field": "the exercise asks for varchar(20)"}
 # table's file was written again (xmin, relfilenode) are per-row and catalog facts; 0.1 (10,000
 # leads) shares its copies with the other checks' chain.
 PROOF_SCALE = 0.1
-LOCK_PROBE = ["lead"]  # held by checks.lock_probe while the upgrade runs on its copy
 
 
 def attempted(path) -> bool:
@@ -33,7 +32,7 @@ def explain(text: str) -> str | None:
 def gather(r: Replay) -> Evidence:
     ev = r.evidence
     eng = r.engine()
-    with eng.connect() as conn:
+    with eng.connect() as conn, eng.connect() as writer, eng.connect() as watcher:
         ev.before = schema.snapshot(conn)
         ev.leads = conn.execute(sa.text("SELECT count(*) FROM lead")).scalar_one()
         ev.filenode_before = filenode(conn)
@@ -41,7 +40,9 @@ def gather(r: Replay) -> Evidence:
         # changes them all even when the table keeps its file.
         conn.execute(sa.text("CREATE SCHEMA IF NOT EXISTS wb_probe"))
         conn.execute(sa.text("CREATE UNLOGGED TABLE wb_probe.lead_xmin AS SELECT id, xmin::text AS x FROM lead"))
-        ev.upgrade = r.migrate(conn, "upgrade", r.exercise.revision)
+        # Statement by statement, for the lock_timeout each schema change ran with (common.lock_timeout).
+        ev.upgrade, ev.upgrade_statements = statement_log.replay(
+            r, conn, writer, watcher, "upgrade", r.exercise.revision, ["lead"], ["lead"])
         if ev.upgrade.ok:
             ev.filenode_after = filenode(conn)
             ev.rows_rewritten = conn.execute(sa.text(

@@ -82,7 +82,6 @@ FROM (SELECT age(xmin) < age(CAST(:since AS xid)) AS fresh, count(*) AS n FROM f
 UPGRADES = {"expand": ("expand", "old"), "contract": ("contract", "new")}
 DOWNGRADES = {"downgrade_contract": ("contract's downgrade", "new"),
               "downgrade_expand": ("expand's downgrade", "old")}
-LOCK_PROBE = ["finding"]  # held by checks.lock_probe while the upgrade runs on its copy
 
 
 def attempted(path) -> bool:
@@ -113,6 +112,7 @@ def gather(r: Replay) -> Evidence:
         conn.commit()
         conn.connection.dbapi_connection.add_notice_handler(lambda d: ev.notices.append(d.message_primary))
         top, ids = deploy(up, down, conn, url)
+        ev.upgrade_statements = ev.expand_statements + ev.contract_statements  # for common.lock_timeout
         ev.after = schema.snapshot(conn)
         ev.triggers = conn.execute(sa.text(TRIGGERS)).scalar_one()
         ev.functions = conn.execute(sa.text(FUNCTIONS)).scalar_one()

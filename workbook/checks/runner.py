@@ -37,7 +37,7 @@ class Outcome:
 def gather(ex, track_dir: Path, databases: list[str], deadline: float) -> Outcome:
     """The evidence of ex's gather(), run in a child; its phases are passed on to base.phase().
 
-    gather() replays on databases[0]; a second copy, if given, is the lock probe's.
+    gather() replays on databases[0].
     """
     return in_child(_gather, (ex.id, str(track_dir), databases, deadline), deadline)
 
@@ -127,17 +127,10 @@ def _child(send, work, args: tuple) -> None:
 
 def _gather(exercise_id: str, track_dir: str, databases: list[str], deadline: float):
     from workbook import manifest
-    from workbook.checks import base, lock_probe
+    from workbook.checks import base
 
     ex = manifest.get(exercise_id)
     module = importlib.import_module(ex.check)
     replay = base.Replay(ex, Path(track_dir), databases[0], getattr(module, "explain", None),
                          statement_timeout=deadline + 5)  # a backstop should the kill not reach the server
-    probe = None
-    if databases[1:]:  # forked here, first: this process has one thread; its child stays silent
-        with base.listening(None):
-            probe = lock_probe.start(replay, module.LOCK_PROBE, databases[1])
-    evidence = module.gather(replay)
-    if probe:
-        probe.join(lock_probe.STARTUP + lock_probe.SECONDS + 30)
-    return evidence
+    return module.gather(replay)

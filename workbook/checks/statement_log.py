@@ -16,7 +16,23 @@ For every statement the migration sends, one entry of the log, recorded from Pos
   ("not null", or "not null not valid" for PostgreSQL 18's NOT NULL ... NOT VALID);
 - gone: what disappeared or changed away, the same pairs (a VALIDATE shows "c not valid" gone);
 - ms: its time, from sending it to its end; waited_ms: the part of it spent waiting for the
-  writer's lock (0 when it never waited), so ms - waited_ms is the statement's own work.
+  writer's lock (0 when it never waited), so ms - waited_ms is the statement's own work;
+- waited: the (table, mode) pairs among locks that the watcher saw not yet granted;
+- lock_timeout, statement_timeout: the settings in force for it, in ms (0: none), asked of the
+  migration's own session right before it was sent; lock_timeout_after: the lock_timeout after
+  it (another value only when one string held a SET and more: the server is asked between
+  strings, so which part of it ran under which value is not known);
+- set_before: the SET, RESET and SHOW statements sent since the previous entry, each an entry
+  of its own (sql, notices, the settings in force before it): PostgreSQL's warning that a SET
+  LOCAL outside a transaction does nothing is among their notices. They are not entries.
+
+The timeouts are asked of the migration's own session right before each statement, not recorded
+by an event trigger on ddl_command_start (as live a fact, but creating one needs a superuser,
+which a classroom learner's role, owner of its own templates only, is not; and a trigger knows
+nothing of the lock a statement takes, which pg_locks tells here beside the settings). What is
+read is what the server applies: settings belong to the session, nothing else runs on it in
+between, and a SET LOCAL that PostgreSQL ignored, or a RESET, reads as it acts. Only one string
+holding several statements hides which part ran under which value; lock_timeout_after shows it.
 
 Reads are the migration session's own counts (pg_stat_* plus its unflushed pg_stat_xact_*, read
 in that session with stats_fetch_consistency = none), so they are exact per statement: parallel
@@ -25,10 +41,13 @@ below reads no row of the tables.
 
 A writer holds an UPDATE open on each busy table while a statement starts, as a busy application
 does: a statement that needs a lock writers conflict with has to wait for it, which is how the
-watcher sees its mode even when it runs outside a transaction. The writer then steps aside.
+watcher sees its mode even when it runs outside a transaction. The writer then steps aside. It
+leaves alone a table the migration's own transaction already holds in a mode writers conflict
+with: it could only wait there, and the statement's locks are read from pg_locks all the same.
 """
 from __future__ import annotations
 
+import re
 import threading
 import time
 
@@ -69,6 +88,13 @@ _CATALOG = """
 # Exact counts need PostgreSQL 15+ (shared statistics; earlier servers send them late).
 _SETTINGS = ["SET stats_fetch_consistency = none", "SET max_parallel_workers_per_gather = 0",
              "SET max_parallel_maintenance_workers = 0"]
+# One SET, RESET or SHOW statement alone; one string with more in it is an entry of its own.
+_SETTING = re.compile(r"(SET|RESET|SHOW) [^;]*;?", re.IGNORECASE)
+# The timeouts in force for the session's next statement, in ms: what the server will apply to it.
+_TIMEOUTS = """
+    SELECT max(setting::int) FILTER (WHERE name = 'lock_timeout'),
+           max(setting::int) FILTER (WHERE name = 'statement_timeout')
+    FROM pg_settings WHERE name IN ('lock_timeout', 'statement_timeout')"""
 
 
 def replay(r: Replay, mig, writer, watcher, verb: str, target: str,
@@ -91,13 +117,14 @@ def replay(r: Replay, mig, writer, watcher, verb: str, target: str,
     def reading() -> dict[tuple[str, str, bool], int]:
         return {(t, rel, own): int(n) for t, rel, own, n in query(_READ, tables)}
 
-    def write() -> None:
+    def write(held: set) -> None:
         with guard:
             if state["writing"]:
                 return
+            free = [t for t in busy if not any(t == table and m not in locks.WRITER_SAFE for table, m in held)]
             try:
                 writer.execute(sa.text("SET LOCAL lock_timeout = '100ms'"))
-                for table in busy:
+                for table in free:
                     writer.execute(sa.text(WRITES[table]))
                 state["writing"] = True
             except sa.exc.DBAPIError:  # our own transaction holds the table: no writer this time
@@ -113,17 +140,20 @@ def replay(r: Replay, mig, writer, watcher, verb: str, target: str,
                     entry["waited_ms"] = (time.perf_counter() - entry["start"]) * 1000
 
     def before(conn, cursor, statement, parameters, context, executemany):
-        write()
         held = set(query(_OWN, busy))
+        write(held)
+        (lock_timeout, statement_timeout), = query(_TIMEOUTS)
         log.append({"sql": " ".join(statement.split()), "read_before": reading(), "held_before": held,
-                    "locks": set(held), "catalog": set(query(_CATALOG, tables, tables, tables)),
+                    "locks": set(held), "waited": set(), "catalog": set(query(_CATALOG, tables, tables, tables)),
                     "notices": [], "read": {}, "read_via": {}, "changes": [], "gone": [],
+                    "lock_timeout": lock_timeout, "statement_timeout": statement_timeout,
                     "waited_ms": 0.0, "start": time.perf_counter()})
 
     def after(conn, cursor, statement, parameters, context, executemany):
         entry = log[-1]
         entry["ms"] = (time.perf_counter() - entry.pop("start")) * 1000
         entry["locks"] |= set(query(_OWN, busy))
+        entry["lock_timeout_after"] = query(_TIMEOUTS)[0][0]
         _reads(entry, entry.pop("read_before"), reading())
         catalog, earlier = set(query(_CATALOG, tables, tables, tables)), entry.pop("catalog")
         entry["changes"], entry["gone"] = sorted(catalog - earlier), sorted(earlier - catalog)
@@ -133,6 +163,7 @@ def replay(r: Replay, mig, writer, watcher, verb: str, target: str,
             rows = locks.on_tables(watcher, pid, busy)
             if log:
                 log[-1]["locks"] |= {(t, m) for t, m, _, _ in rows}
+                log[-1]["waited"] |= {(t, m) for t, m, granted, _ in rows if not granted}
             if any(not granted or wait == "Lock" for _, _, granted, wait in rows):
                 step_aside()
             time.sleep(0.005)
@@ -162,11 +193,18 @@ def replay(r: Replay, mig, writer, watcher, verb: str, target: str,
             mig.commit()
         except sa.exc.DBAPIError:
             mig.rollback()
+    kept, settings = [], []
     for entry in log:
         for key in ("start", "read_before", "catalog"):  # a statement that failed never reached after()
             entry.pop(key, None)
         entry.setdefault("ms", 0.0)
-    return step, [e for e in log if not e["sql"].upper().startswith(("SET ", "RESET ", "SHOW "))]
+        entry.setdefault("lock_timeout_after", entry["lock_timeout"])
+        if _SETTING.fullmatch(entry["sql"]):
+            settings.append(entry)
+        else:
+            entry["set_before"], settings = settings, []
+            kept.append(entry)
+    return step, kept
 
 
 def _reads(entry: dict, before: dict, now: dict) -> None:
@@ -203,6 +241,19 @@ def read_under_lock(log: list[dict], rows: dict[str, int], share: float) -> list
         found.append({"entry": entry, "table": table, "n": n, "lock": lock, "inherited": inherited,
                       "taken_by": taken_by})
     return found
+
+
+def schema_locks(entry: dict) -> list[tuple[str, str]]:
+    """The (table, mode) locks stronger than ROW EXCLUSIVE the statement asked for on a busy table,
+    strongest first, leaving out any its transaction already held as strong: those it might have
+    had to wait for, and every query after it with it. Plain reads and writes take none of them."""
+    rank = locks.MODES.index
+    held = {}
+    for table, mode in entry["held_before"]:
+        held[table] = max(held.get(table, -1), rank(mode))
+    return sorted(((t, m) for t, m in entry["locks"]
+                   if rank(m) > rank("RowExclusiveLock") and rank(m) > held.get(t, -1)),
+                  key=lambda lk: (-rank(lk[1]), lk[0]))
 
 
 def quoted(sql: str, most: int = 100) -> str:
