@@ -7,7 +7,8 @@ their migrations for exercises 1-3, their tests on the correct chain for exercis
 checker can go under. Embedded start and the first template build use a throw-away data folder,
 so the learner's server and templates are left alone.
 
-    python -m workbook.bench [--quick]    --quick: one run each, and no test suite
+    python -m workbook.bench [--quick] [--no-suite]
+        --quick: one run each, and no test suite; --no-suite: the commands only
 """
 from __future__ import annotations
 
@@ -126,7 +127,7 @@ def main(argv: list[str]) -> int:
     figures["progress, every check run"] = median([*WORKBOOK, "progress", "--fresh"], 1, env)
     figures["progress, nothing changed"] = median([*WORKBOOK, "progress"], 1 if quick else 5, env)
     floor = floors(runs)
-    for name, layers in {} if quick else LAYERS.items():
+    for name, layers in {} if quick or "--no-suite" in argv else LAYERS.items():
         cmd = [sys.executable, "-m", "pytest", "-q", "-m", layers, "tests", "--nbval-lax",
                "--nbval-current-env", "notebooks"]
         start = time.perf_counter()
