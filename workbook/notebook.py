@@ -46,8 +46,8 @@ def setup(name: str, quiet: bool = False) -> str:
           f"  database : {info['database']} on {db.backend().describe()} (WORKBOOK_DB={s.mode})\n"
           f"  revision : {info['revision']} (fresh copy of the exercise's start)\n"
           f"  your file: {base.relative(ex.path(s.track_dir))} (track: {s.track})"
-          + (f"\n  given    : {given} (complete: leave them as they are)" if given else "")
-          + (f"\n{arrived}" if arrived else ""))
+          + (f"\n{arrived}" if arrived else f"\n  given    : {given} (complete: leave them as they are)"
+             if given else ""))
     return url
 
 
