@@ -1,7 +1,11 @@
 """Exercise 8's check: the solution passes, the stub is not attempted, each known-wrong answer fails for its reason."""
+import shutil
 import subprocess
 
-from conftest import make_track, message, outcomes
+import pytest
+
+from conftest import make_track, message, outcomes, run_cli
+from workbook import manifest, migrate
 from workbook.checks import base
 from workbook.manifest import ROOT
 
@@ -18,6 +22,13 @@ def failed(report) -> set[str]:
 
 def check(tmp_path, **files):
     return base.check("08", make_track(tmp_path, **files))
+
+
+def learner_track(stub_track, tmp_path):
+    """A learner's track as committed: the stubs, and no team files (they arrive with reset 08)."""
+    track = tmp_path / "learner"
+    shutil.copytree(stub_track, track)
+    return track
 
 
 def test_solution_passes_every_criterion():
@@ -75,12 +86,62 @@ def test_a_merge_with_a_change_of_its_own_changes_the_schema(tmp_path):
 
 
 def test_team_b_deleted_and_copied_into_the_merge(tmp_path):
+    # A deleted team file looks like one that never arrived: the answer cannot be replayed without it.
     track = make_track(tmp_path, **{"08_merge": SOLUTION.replace(PARENTS, 'down_revision = "ex08_assignee"').replace(
         "def upgrade() -> None:\n    pass", "def upgrade() -> None:\n" + TEAM_B_TABLE).replace(
         "def downgrade() -> None:\n    pass", "def downgrade() -> None:\n    op.drop_table('asset_owner')")})
     (track / "versions" / "08_asset_owner.py").unlink()
     report = base.check("08", track)
-    assert "teams_untouched" in failed(report)
-    text = message(report, "teams_untouched")
-    assert "versions/08_asset_owner.py (ex08_asset_owner) is gone" in text
-    assert "Can't locate revision identified by 'ex08_asset_owner'" in text
+    assert report.status == base.FAILED
+    text = message(report, "loads")
+    assert "versions/08_asset_owner.py is missing from your track" in text and "the teams' shipped work" in text
+    assert "`workbook reset 08`" in text and "08_assignee" not in text
+
+
+def test_the_untouched_stub_before_the_teams_files_arrived_is_not_attempted(stub_track):
+    assert not (stub_track / "versions" / "08_assignee.py").exists()
+    report = base.check("08", stub_track)
+    assert report.status == base.NOT_ATTEMPTED
+    assert "still the stub" in message(report, "one_head")
+
+
+def test_an_answer_before_the_teams_files_arrived_is_told_to_run_reset_08(stub_track, tmp_path):
+    track = learner_track(stub_track, tmp_path)
+    (track / MERGE).write_text(SOLUTION)
+    report = base.check("08", track)
+    assert report.status == base.FAILED
+    text = message(report, "loads")
+    assert "versions/08_assignee.py and versions/08_asset_owner.py are missing from your track" in text
+    assert "Run `workbook reset 08` (in a notebook: the setup cell of 08)" in text
+    assert all(r.message.startswith("Not checked") for r in report.criteria if r.id != "loads")
+
+
+def test_reset_08_brings_the_teams_files_and_never_overwrites_one(stub_track, tmp_path):
+    track = learner_track(stub_track, tmp_path)
+    ex = manifest.get("08")
+    assert migrate.script_directory(track).get_heads() == ["ex08_merge"]  # before exercise 8: one head
+    proc = run_cli("reset", "08", env={"WORKBOOK_TRACK": str(track), "WORKBOOK_SCALE": str(base.replay_scale(ex))})
+    assert proc.returncode == 0, proc.stderr
+    assert "versions/08_assignee.py and versions/08_asset_owner.py copied into" in proc.stdout
+    for team in ex.given_parts():
+        assert team.path(track).read_bytes() == team.path(ROOT / "solutions").read_bytes()
+    assert sorted(migrate.script_directory(track).get_heads()) == ["ex08_asset_owner", "ex08_assignee", "ex08_merge"]
+
+    edited = track / "versions" / "08_assignee.py"
+    edited.write_text(edited.read_text().replace('"ex07_contract"', '"ex07_expand"'))
+    (track / "versions" / "08_asset_owner.py").unlink()
+    said = manifest.bring_given(ex, track)
+    assert "versions/08_asset_owner.py copied" in said and "08_assignee" not in said
+    assert 'down_revision = "ex07_expand"' in edited.read_text()  # left for the check to judge
+    assert manifest.bring_given(ex, track) is None
+
+
+@pytest.mark.parametrize("arrived", [False, True], ids=["one head", "teams and stub: three heads"])
+def test_checks_before_08_run_with_or_without_the_teams_files(stub_track, tmp_path, arrived):
+    track = learner_track(stub_track, tmp_path)
+    if arrived:
+        manifest.bring_given(manifest.get("08"), track)
+    assert len(migrate.script_directory(track).get_heads()) == (3 if arrived else 1)
+    for ex in manifest.exercises()[:-1]:
+        assert [base.preflight(part, track) for part in ex.parts()] == [None] * len(ex.parts()), ex.id
+        assert base.check(ex.id, track).status == base.NOT_ATTEMPTED, ex.id

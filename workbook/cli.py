@@ -142,11 +142,15 @@ def _start(b) -> str:
 
 def cmd_reset(args) -> int:
     from workbook import manifest, templates
+    from workbook.config import settings
 
     ex = manifest.get(args.exercise)
     info = templates.reset(ex)
     print(f"Database {info['database']} is at the start of exercise {ex.number} "
           f"(revision {info['revision']}).")
+    arrived = manifest.bring_given(ex, settings().track_dir)
+    if arrived:
+        print(arrived)
     return 0
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import shutil
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,12 @@ class Exercise:
     def merges(self) -> bool:
         """True when the exercise's revision follows several heads (a merge revision)."""
         return isinstance(self.down_revision, tuple)
+
+    @property
+    def stub_down_revision(self) -> str | None:
+        """What the stub's down_revision says: the exercise's own, except a merge's, which follows
+        the revision its given files follow, so that before they arrive the history has one head."""
+        return self.given[0][2] if self.merges and self.given else self.down_revision
 
     def path(self, track_dir: Path) -> Path:
         return track_dir / self.file
@@ -106,9 +113,9 @@ def revisions() -> list[Exercise]:
 
 
 def unmerged() -> set[str]:
-    """The heads the history has while a merge exercise is not done yet: its given files and its
-    own revision (a stub that follows nothing). Other exercises' checks replay only up to their
-    own revision, so these heads are no problem of theirs."""
+    """The heads the history has while a merge exercise is not done yet: its given files, once
+    they arrived, and its own revision (the stub follows their parent too). Other exercises' checks
+    replay only up to their own revision, so these heads are no problem of theirs."""
     return {rev for ex in exercises() if ex.merges for rev in (*ex.down_revision, ex.revision)}
 
 
@@ -140,3 +147,25 @@ def revision_chain(upto: str) -> list[Exercise]:
         if part.revision == upto:
             break
     return chain
+
+
+def bring_given(ex: Exercise, track_dir: Path) -> str | None:
+    """Copy the exercise's given files the track lacks from the reference track (solutions/);
+    the one line that says what arrived, or None.
+
+    Exercise 8's two teams' revisions are not committed in exercises/: until the learner starts
+    exercise 8 their history has one head, as every notebook before it expects. `workbook reset`
+    brings them, as a `git pull` of the teams' work would. A file already there is never replaced,
+    even one that differs: the check judges it.
+    """
+    landed = []
+    for part in ex.given_parts():
+        target = part.path(track_dir)
+        if not target.exists():
+            shutil.copyfile(part.path(ROOT / "solutions"), target)
+            landed.append(part.file)
+    if not landed:
+        return None
+    where = track_dir.name if track_dir.parent == ROOT else str(track_dir)
+    return (f"The teams' work for exercise {ex.number} arrived, as a `git pull` would bring it: "
+            f"{' and '.join(landed)} copied into {where}/ (given complete: leave them as they are).")

@@ -18,7 +18,8 @@ class CheckNotPassed(AssertionError):
 
 
 def setup(name: str, quiet: bool = False) -> str:
-    """Reset the database to the exercise's start and point %sql and !alembic at it.
+    """Reset the database to the exercise's start and point %sql and !alembic at it; bring the
+    exercise's given files (exercise 8's teams') into the track when they are missing there.
 
     Also the one cell to run again after a kernel restart: it starts the server if it was
     stopped, loads the %sql magic and connects it. quiet: one line instead of four, for the
@@ -34,13 +35,19 @@ def setup(name: str, quiet: bool = False) -> str:
     _put_venv_on_path()
     _connect_sql(url)
     s = settings()
+    arrived = manifest.bring_given(ex, s.track_dir)
     if quiet:
         print(f"database reset to {info['revision']} (exercise {ex.number}'s start)")
+        if arrived:
+            print(arrived)
         return url
+    given = ", ".join(base.relative(g.path(s.track_dir)) for g in ex.given_parts())
     print(f"Exercise {ex.number}: {ex.title}\n"
           f"  database : {info['database']} on {db.backend().describe()} (WORKBOOK_DB={s.mode})\n"
           f"  revision : {info['revision']} (fresh copy of the exercise's start)\n"
-          f"  your file: {base.relative(ex.path(s.track_dir))} (track: {s.track})")
+          f"  your file: {base.relative(ex.path(s.track_dir))} (track: {s.track})"
+          + (f"\n{arrived}" if arrived else f"\n  given    : {given} (complete: leave them as they are)"
+             if given else ""))
     return url
 
 

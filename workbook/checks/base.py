@@ -285,6 +285,9 @@ def preflight(ex: Exercise, track_dir: Path) -> str | None:
     if declared.get("down_revision") != ex.down_revision and not ex.merges:
         return (f"{name} says down_revision = {declared.get('down_revision')!r}, but this exercise "
                 f"follows {ex.down_revision!r}. Set down_revision = {ex.down_revision!r}.")
+    missing = _not_arrived(ex, track_dir)
+    if missing:
+        return missing
     claims: dict = {}  # two files with one id break the whole history: name them, not this one
     for other in sorted(path.parent.glob("*.py")):
         try:
@@ -336,6 +339,23 @@ def preflight(ex: Exercise, track_dir: Path) -> str | None:
         return (f"The history has {len(heads)} heads: {files}; expected one. Delete the extra "
                 "revision, or make it follow the last one (or `alembic merge heads`).")
     return None
+
+
+def _not_arrived(ex: Exercise, track_dir: Path) -> str | None:
+    """Why an answer cannot be judged yet: given files (exercise 8's teams') missing from the track.
+
+    They reach a learner's track with `workbook reset` of the exercise. The untouched stub still
+    reads "not attempted": it follows their parent, so the history loads without them.
+    """
+    missing = [g.file for g in ex.given_parts() if not g.path(track_dir).exists()]
+    if not missing or not importlib.import_module(ex.check).attempted(ex.path(track_dir)):
+        return None
+    return (f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing from your track "
+            f"({relative(track_dir)}): "
+            f"exercise {ex.number}'s given revisions (the teams' shipped work), which your answer needs "
+            f"before it can be replayed. Run `workbook reset {ex.number}` (in a notebook: the setup cell "
+            f"of {ex.number}), which copies each missing one into versions/ (never over a file you "
+            "have), then run the check again.")
 
 
 def _strangers(script) -> list:

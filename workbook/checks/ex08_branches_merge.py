@@ -37,8 +37,10 @@ VERSIONS = "SELECT coalesce(array_agg(version_num ORDER BY version_num), '{}') F
 
 
 def attempted(path: Path) -> bool:
-    """The stub follows nothing (down_revision = None) and does nothing; any other file is an answer."""
-    return not (is_stub(path) and declared_ids(path).get("down_revision", "") is None)
+    """The stub follows ex07_contract, like every stub its last revision, and does nothing; any
+    other file is an answer. Empty bodies alone do not tell: the right merge's are empty too."""
+    stub = manifest.get("08").stub_down_revision
+    return not (is_stub(path) and declared_ids(path).get("down_revision", "") == stub)
 
 
 def teams(ex) -> list[manifest.Exercise]:
@@ -189,9 +191,9 @@ def teams_untouched(ev: Evidence) -> str:
         f"{what}; {said or 'the copy that ran them as committed upgraded'}. Those revisions have "
         "shipped: every database that ran them names them in alembic_version, and after a rename or "
         "a new parent such a database can no longer be upgraded (its recorded revisions are gone, or "
-        "now overlap). Expected both files exactly as committed (git checkout -- exercises/versions/"
-        "08_assignee.py exercises/versions/08_asset_owner.py) and the two heads joined by a merge "
-        "revision in 08_merge.py.")
+        "now overlap). Expected both files exactly as committed (delete versions/08_assignee.py and "
+        "versions/08_asset_owner.py from your track and run `workbook reset 08`, which copies them "
+        "back) and the two heads joined by a merge revision in 08_merge.py.")
 
 
 @criterion("deploy_orders", "Whichever team shipped first, `alembic upgrade head` reaches ex08_merge "
