@@ -58,7 +58,7 @@ def _free_port() -> int:
 
 def admin_env() -> dict:
     return {"WORKBOOK_DB": "url", "DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/{CLASS}",
-            "WORKBOOK_SCALE": "0.01", "WORKBOOK_TRACK": "solutions"}
+            "WORKBOOK_SCALE": "0.01", "WORKBOOK_PROOF_SCALE": "0.01", "WORKBOOK_TRACK": "solutions"}
 
 
 @pytest.fixture
@@ -137,7 +137,7 @@ def run_on_hub(tmp_path, csv_path, home_base: str, drop: tuple[str, ...], code: 
 load_subconfig({str(ROOT / 'deploy' / 'jupyterhub' / 'jupyterhub_config.py')!r})
 c.JupyterHub.authenticator_class = "dummy"
 c.JupyterHub.spawner_class = "simple"
-c.Spawner.env_keep.extend(["WORKBOOK_TRACK", "WORKBOOK_SCALE", "PYTHONPATH"])
+c.Spawner.env_keep.extend(["WORKBOOK_TRACK", "WORKBOOK_SCALE", "WORKBOOK_PROOF_SCALE", "PYTHONPATH"])
 c.Spawner.default_url = "/tree"
 c.Spawner.args = {["--allow-root"] if os.geteuid() == 0 else []!r}  # the spawner runs as the hub's user
 c.Spawner.http_timeout = c.Spawner.start_timeout = 180  # a shared 2-core machine under load
@@ -147,7 +147,7 @@ c.JupyterHub.load_roles = [{{"name": "test", "services": ["test"],
 c.SimpleLocalProcessSpawner.home_dir_template = {os.path.join(home_base, '{username}')!r}
 """)
     env = {**os.environ, "WORKBOOK_CLASS_CSV": str(csv_path), "WORKBOOK_TRACK": "solutions",
-           "WORKBOOK_SCALE": "0.01", "PYTHONPATH": str(ROOT), "PATH": SEARCH}
+           "WORKBOOK_SCALE": "0.01", "WORKBOOK_PROOF_SCALE": "0.01", "PYTHONPATH": str(ROOT), "PATH": SEARCH}
     for name in drop:
         env.pop(name, None)
     log = (tmp_path / "hub.log").open("w")

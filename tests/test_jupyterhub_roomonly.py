@@ -35,7 +35,7 @@ pytestmark = [pytest.mark.full,
 
 def admin_env() -> dict:
     return {"WORKBOOK_DB": "url", "DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/{CLASS}",
-            "WORKBOOK_SCALE": "0.01", "WORKBOOK_TRACK": "solutions"}
+            "WORKBOOK_SCALE": "0.01", "WORKBOOK_PROOF_SCALE": "0.01", "WORKBOOK_TRACK": "solutions"}
 
 
 @pytest.fixture(scope="module")

@@ -51,7 +51,7 @@ def server():
 def learner_env(database: str, user: str = "postgres", **extra) -> dict:
     # A small scale keeps the shared templates these learners build quick to make.
     return {"WORKBOOK_DB": "url", "DATABASE_URL": f"postgresql://{user}@127.0.0.1:5432/{database}",
-            "WORKBOOK_SCALE": "0.01", "WORKBOOK_TRACK": "solutions", **extra}
+            "WORKBOOK_SCALE": "0.01", "WORKBOOK_PROOF_SCALE": "0.01", "WORKBOOK_TRACK": "solutions", **extra}
 
 
 @contextlib.contextmanager

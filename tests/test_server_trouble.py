@@ -115,7 +115,7 @@ def server():
 def shared(server, monkeypatch, tmp_path):
     """This process as a learner on the shared server (WORKBOOK_DB=url), small data."""
     env = {"WORKBOOK_DB": "url", "DATABASE_URL": f"postgresql://{TAG}@127.0.0.1:5432/{TAG}",
-           "WORKBOOK_SCALE": "0.01", "WORKBOOK_TRACK": "solutions", "WORKBOOK_DATA_DIR": str(tmp_path / "data")}
+           "WORKBOOK_SCALE": "0.01", "WORKBOOK_PROOF_SCALE": "0.01", "WORKBOOK_TRACK": "solutions", "WORKBOOK_DATA_DIR": str(tmp_path / "data")}
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     db.forget()
