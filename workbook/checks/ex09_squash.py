@@ -149,8 +149,7 @@ def gather(r: Replay) -> Evidence:
               stamp=None, existing={})
     if ev.graph["error"] or not ev.graph["found"]:
         return ev
-    make = lambda conn, name: conn.execute(f'CREATE DATABASE "{name}"')  # noqa: E731 (empty, not a copy)
-    with templates.created(make) as chain_db, templates.created(make) as squash_db:
+    with templates.empty() as chain_db, templates.empty() as squash_db:
         eng = db.engine(chain_db, statement_timeout=r.statement_timeout)
         try:
             with eng.connect() as conn:
@@ -203,14 +202,18 @@ def existing(r: Replay) -> None:
 
 def first_difference(chain: dict, squash: dict) -> tuple[str, int]:
     """The first difference between the chain's catalog and the squash's, in words, and how many there are."""
-    keys = sorted(k for k in chain.keys() | squash.keys() if chain.get(k) != squash.get(k))
+    # The most telling first: a changed validity, any changed definition, then what is missing or extra.
+    rank = lambda k: (0 if k.startswith("validity ") else 1) if k in chain and k in squash else (  # noqa: E731
+        2 if k in chain else 3)
+    keys = sorted((k for k in chain.keys() | squash.keys() if chain.get(k) != squash.get(k)),
+                  key=lambda k: (rank(k), k))
     if not keys:
         return "", 0
     key = keys[0]
     kind, _, name = key.partition(" ")
-    short = name.split(".", 1)[1] if name.startswith("public.") else name
+    short = _short(name)
     if key not in squash:
-        extra = [k.partition(" ")[2] for k in keys if k not in chain and k.startswith(kind + " ")]
+        extra = [_short(k.partition(" ")[2]) for k in keys if k not in chain and k.startswith(kind + " ")]
         instead = f" ({extra[0]} is there instead)" if extra else ""
         text = f"{kind} {short}: in the chain ({chain[key]}), missing from your squash{instead}"
     elif key not in chain:
@@ -218,6 +221,10 @@ def first_difference(chain: dict, squash: dict) -> tuple[str, int]:
     else:
         text = f"{kind} {short}: {chain[key]} in the chain, {squash[key]} in your squash"
     return text, len(keys)
+
+
+def _short(name: str) -> str:
+    return name.split(".", 1)[1] if name.startswith("public.") else name
 
 
 def _squash_ran(ev: Evidence) -> None:
