@@ -88,3 +88,16 @@ def test_the_learners_tracks_keep_one_head(stub_track):
 
     for track in (stub_track, ROOT / "solutions"):
         assert migrate.script_directory(track).get_heads() == ["ex08_merge"]
+
+
+def test_judged_whatever_the_earlier_answers(stub_track, tmp_path):
+    """The chain it is compared with is the committed one: a learner whose exercises 1-8 are still
+    stubs (and whose history has the teams' two heads and the merge's stub) is judged on the squash alone."""
+    import shutil
+
+    track = tmp_path / "learner"
+    shutil.copytree(stub_track, track)
+    for team in ("08_assignee.py", "08_asset_owner.py"):
+        shutil.copyfile(ROOT / "solutions" / "versions" / team, track / "versions" / team)
+    (track / FILE).write_text(SOLUTION)
+    assert base.check("09", track).status == base.PASSED
