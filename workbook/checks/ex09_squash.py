@@ -37,7 +37,7 @@ import sqlalchemy as sa
 
 from workbook import db, migrate, models, schema, templates
 from workbook.checks.base import (Evidence, Incorrect, Replay, Step, criterion, explain_failure,
-                                  first_line, is_stub, phase, relative)
+                                  first_line, is_stub, phase)
 from workbook.checks.ex06_autogenerate import drift
 from workbook.manifest import ROOT
 
