@@ -339,6 +339,13 @@ def scratches(revision: str, n: int, scale: float | None = None) -> Iterator[lis
 
 
 @contextlib.contextmanager
+def empty() -> Iterator[str]:
+    """A throw-away database with nothing in it (exercise 9 builds schemas from scratch), dropped afterwards."""
+    with created(lambda conn, name: conn.execute(f"CREATE DATABASE {q(name)}")) as name:
+        yield name
+
+
+@contextlib.contextmanager
 def created(make) -> Iterator[str]:
     """A scratch database made by `make(conn, name)`, marked with its owner, dropped afterwards."""
     name = marks.scratch_name(learner(), next(_counter))
