@@ -30,6 +30,9 @@ class Exercise:
     then: tuple[tuple[str, str], ...] = ()  # further (file, revision) the exercise's chain goes on with
     # Revision files given complete, which the learner must not edit: (file, revision, down_revision).
     given: tuple[tuple[str, str, str], ...] = ()
+    # An exercise with its own Alembic environment and database (exercise 11's "sqlite"): not on
+    # the PostgreSQL revision chain, so it has no `revision`, and no PostgreSQL template.
+    environment: str | None = None
 
     @property
     def number(self) -> str:
