@@ -121,3 +121,40 @@ def fingerprint(con: sqlite3.Connection, table: str, columns: list[str]) -> tupl
 
 def table_sql(con: sqlite3.Connection) -> dict[str, str]:
     return dict(con.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name IN (?, ?)", TABLES))
+
+
+def trial(change, customers: int = CUSTOMERS, invoices: int = INVOICES, naming_convention=None) -> dict:
+    """change(op) on a scratch copy of the legacy file, for the notebook: the statements SQLite
+    ran, the error if any, Alembic's warnings, the tables' SQL after, the seconds it took."""
+    import tempfile
+    import time
+    import warnings
+
+    import sqlalchemy as sa
+    from alembic.migration import MigrationContext
+    from alembic.operations import Operations
+
+    with tempfile.TemporaryDirectory(prefix="wb-ex11-trial-") as tmp:
+        path = build(Path(tmp) / "trial.sqlite", customers, invoices)
+        eng = sa.create_engine(url(path))
+        ran: list[str] = []
+        sa.event.listen(eng, "before_cursor_execute", lambda *a: ran.append(" ".join(a[2].split())))
+        out = {"statements": ran, "error": None, "warnings": [], "bytes": path.stat().st_size}
+        start = time.perf_counter()
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
+            try:
+                with eng.begin() as conn:
+                    ran.clear()
+                    ctx = MigrationContext.configure(conn, opts={"target_metadata": sa.MetaData(
+                        naming_convention=naming_convention or {})})
+                    change(Operations(ctx))
+            except Exception as exc:  # what SQLite or Alembic said is the point of the trial
+                out["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+        out["seconds"] = time.perf_counter() - start
+        out["warnings"] = [str(w.message) for w in said]
+        eng.dispose()
+        with sqlite3.connect(path) as con:
+            out["tables"] = table_sql(con)
+            out["rows"] = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}
+        return out

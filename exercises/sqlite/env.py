@@ -11,6 +11,7 @@ Alembic's generic template, with three changes:
 """
 import importlib.util
 import os
+from logging.config import fileConfig
 from pathlib import Path
 
 from alembic import context
@@ -18,6 +19,9 @@ from sqlalchemy import create_engine, pool
 
 config = context.config
 
+# Logging as alembic.ini configures it (the checks, which capture output, ask for none).
+if config.config_file_name is not None and config.attributes.get("configure_logger", True):
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 
 def load_models():
