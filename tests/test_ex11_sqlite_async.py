@@ -128,3 +128,21 @@ def test_downgrade_that_does_nothing(tmp_path):
     report = check_with(tmp_path, batch_upgrade(), "def downgrade():\n    pass\n")
     assert only_failures(report) == {"downgrade"}
     assert "full_name" in message(report, "downgrade")
+
+
+def test_the_sqlite_environment_keeps_its_ids_in_both_tracks(stub_track):
+    """Off the PostgreSQL chain the manifest holds no revision for 11 (test_layout cannot compare
+    them), so this does: the same ids in stub and solution, a stub that is a stub, and neither
+    file on the PostgreSQL track's version path."""
+    from conftest import ROOT as root
+    from test_layout import assignments
+    from workbook import manifest, migrate
+
+    ex = manifest.get("11")
+    for track in (stub_track, root / "solutions"):
+        ids = assignments(ex.path(track))
+        assert (ids["revision"], ids["down_revision"]) == ("ex11_batch", "sqlite_base")
+        assert assignments(track / "sqlite" / "versions" / "00_legacy.py")["revision"] == "sqlite_base"
+    assert base.is_stub(ex.path(stub_track)) and not base.is_stub(ex.path(root / "solutions"))
+    pg = {r.revision for r in migrate.script_directory(root / "solutions").walk_revisions()}
+    assert not pg & {"ex11_batch", "sqlite_base"}
