@@ -146,3 +146,47 @@ def test_the_sqlite_environment_keeps_its_ids_in_both_tracks(stub_track):
     assert base.is_stub(ex.path(stub_track)) and not base.is_stub(ex.path(root / "solutions"))
     pg = {r.revision for r in migrate.script_directory(root / "solutions").walk_revisions()}
     assert not pg & {"ex11_batch", "sqlite_base"}
+
+
+# ---- part B: async/env.py -------------------------------------------------------------------
+
+ENV = "async/env.py"
+
+
+def solution_env(replace_from: str, replace_to: str) -> str:
+    source = (ROOT / "solutions" / ENV).read_text()
+    assert replace_from in source
+    return source.replace(replace_from, replace_to)
+
+
+def test_the_async_template_verbatim_fails_inside_a_running_loop(tmp_path):
+    """Alembic's async template calls asyncio.run() unconditionally: fine on the command line,
+    refused from a notebook cell."""
+    source = (ROOT / "solutions" / ENV).read_text()
+    start, end = source.index("    try:\n        asyncio.get_running_loop()"), source.index("\n\nif context.is_offline_mode")
+    report = base.check("11", make_track(tmp_path, **{ENV: source[:start] + "    asyncio.run(run_async_migrations())" + source[end:]}))
+    assert only_failures(report) == {"async_in_loop"}
+    text = message(report, "async_in_loop")
+    assert "cannot be called from a running event loop" in text and "worker thread" in text
+
+
+def test_offline_mode_that_needs_a_database(tmp_path):
+    """Everything made async, the offline function too: called without await, it prints nothing."""
+    env = solution_env("def run_migrations_offline() -> None:", "async def run_migrations_offline() -> None:")
+    report = base.check("11", make_track(tmp_path, **{ENV: env}))
+    assert only_failures(report) == {"async_offline"}
+    assert "CREATE TABLE async_note" in message(report, "async_offline")
+
+
+def test_part_a_done_and_part_b_not_attempted(tmp_path, stub_track):
+    report = base.check("11", make_track(tmp_path, **{ENV: (stub_track / ENV).read_text()}))
+    assert report.status == base.FAILED
+    assert only_failures(report) == {"async_command_line", "async_in_loop", "async_offline"}
+    assert "Part B not attempted yet" in message(report, "async_in_loop")
+
+
+def test_part_b_done_and_part_a_not_attempted(tmp_path, stub_track):
+    report = base.check("11", make_track(tmp_path, **{FILE: (stub_track / FILE).read_text()}))
+    assert report.status == base.FAILED
+    assert "Part A not attempted yet" in message(report, "rows")
+    assert outcomes(report)["async_in_loop"] == base.PASSED

@@ -33,6 +33,9 @@ class Exercise:
     # An exercise with its own Alembic environment and database (exercise 11's "sqlite"): not on
     # the PostgreSQL revision chain, so it has no `revision`, and no PostgreSQL template.
     environment: str | None = None
+    # Further files the learner edits that are no revision (exercise 11's async/env.py): the check
+    # reads them, and `workbook progress` checks again when one changes.
+    also: tuple[str, ...] = ()
 
     @property
     def number(self) -> str:
@@ -78,6 +81,7 @@ def _load() -> tuple[str, tuple[Exercise, ...]]:
         Exercise(**{**raw, "hints": tuple(raw.get("hints", ())),
                     "then": tuple((t["file"], t["revision"]) for t in raw.get("then", ())),
                     "given": tuple((g["file"], g["revision"], g["down_revision"]) for g in raw.get("given", ())),
+                    "also": tuple(raw.get("also", ())),
                     **({"down_revision": tuple(raw["down_revision"])}
                        if isinstance(raw.get("down_revision"), list) else {})})
         for raw in data["exercise"]

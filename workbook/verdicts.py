@@ -117,6 +117,9 @@ def key(ex: manifest.Exercise, track_dir: Path | None = None) -> str:
         for name in ("env.py", "models.py", "alembic.ini"):
             path = track_dir / ex.environment / name
             h.update(path.read_bytes() if path.exists() else b"<missing>")
+    for name in ex.also:  # other files the learner edits (11's async/env.py)
+        path = track_dir / name
+        h.update(path.read_bytes() if path.exists() else b"<missing>")
     for other in sorted((track_dir / "versions").glob("*.py")):
         if other.resolve() not in own:
             h.update(f"{other.name}:{_declared(other)}".encode())

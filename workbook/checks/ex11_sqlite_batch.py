@@ -1,9 +1,15 @@
-"""Exercise 11 (part A): a legacy SQLite schema changed with batch mode, nothing lost.
+"""Exercise 11: a legacy SQLite schema changed with batch mode (part A), and an async env.py
+that runs on the command line and inside a running event loop (part B).
 
 The exercise has its own Alembic environment (<track>/sqlite/) and its own database: gather()
 builds the legacy file with sqlite3 in a temporary folder, runs the learner's upgrade and
 downgrade there through Alembic, and reads what SQLite kept. No PostgreSQL is involved, so the
 manifest's `environment = "sqlite"` tells base.check() to make no scratch copy for it.
+
+Part B runs the track's async/ environment (its env.py is the learner's, its one revision given)
+on two empty PostgreSQL databases of its own: `alembic upgrade head` as a learner types it, in a
+process of its own, and alembic.command.upgrade called from a coroutine, as a notebook cell
+runs inside the kernel's event loop; each twice, and once offline (--sql).
 """
 from __future__ import annotations
 
@@ -13,7 +19,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
-from workbook import sqlite_track
+from workbook import async_env, sqlite_track
 from workbook.checks.base import Evidence, Incorrect, Replay, Step, criterion, explain_failure, is_stub, phase
 
 # Proof scale: any. The exercise's database is its own SQLite file of a fixed size (2,000
@@ -49,7 +55,8 @@ NEW_PROBES = {
 
 
 def attempted(path) -> bool:
-    return not is_stub(path)
+    """Either part begun: the batch revision is no longer the stub, or async/env.py is async."""
+    return not is_stub(path) or async_env.attempted(async_env.env_file(Path(path).parents[2]))
 
 
 def explain(text: str) -> str | None:
@@ -68,6 +75,16 @@ def explain(text: str) -> str | None:
 
 def gather(r: Replay) -> Evidence:
     ev = r.evidence
+    ev.batch_attempted = not is_stub(r.path)
+    ev.async_attempted = async_env.attempted(async_env.env_file(r.track_dir))
+    if ev.async_attempted:
+        ev.async_runs = async_env.replay(r.track_dir)
+    if ev.batch_attempted:
+        _gather_batch(r, ev)
+    return ev
+
+
+def _gather_batch(r: Replay, ev: Evidence) -> None:
     env = sqlite_track.environment(r.track_dir)
     with tempfile.TemporaryDirectory(prefix="wb-ex11-") as tmp:
         path = sqlite_track.build(Path(tmp) / "legacy.sqlite")
@@ -76,7 +93,7 @@ def gather(r: Replay) -> Evidence:
             ev.before_shape = shape(con)
         ev.upgrade = _migrate(r, env, "upgrade", "ex11_batch", path)
         if not ev.upgrade.ok:
-            return ev
+            return
         phase("reading the database after your upgrade")
         con = sqlite_track.connect(path)
         try:
@@ -99,7 +116,6 @@ def gather(r: Replay) -> Evidence:
                 ev.down_accepted = accepted(con, PROBES)
             finally:
                 con.close()
-    return ev
 
 
 def _migrate(r: Replay, env: Path, verb: str, target: str, path: Path) -> Step:
@@ -193,7 +209,7 @@ def rows_survive(ev: Evidence) -> str:
     """Assert that each table's rows (the renamed column under its new name) have the same
     fingerprint after the upgrade: a batch copies rows with INSERT ... SELECT, and a copy that
     leaves some out, or a revision that recreates the table, loses them without an error."""
-    ev.require("upgrade")
+    _part_a(ev)
     for table, (n, digest) in ev.before_rows.items():
         got_n, got = ev.after_rows[table]
         if (got_n, got) != (n, digest):
@@ -209,7 +225,7 @@ def foreign_key_kept(ev: Evidence) -> str:
     """Assert that invoice still declares its foreign key and PRAGMA foreign_key_check finds no
     orphan: a batch that rebuilds invoice from a table definition of its own (copy_from, a
     hand-written CREATE TABLE) drops the foreign key, and SQLite says nothing."""
-    ev.require("upgrade")
+    _part_a(ev)
     fks = ev.after_shape["invoice"]["foreign_keys"]
     if ("customer_id", "customer", "id") not in fks:
         raise Incorrect("After the upgrade invoice declares no foreign key on customer_id (found "
@@ -226,7 +242,7 @@ def constraints_named(ev: Evidence) -> str:
     """Assert that the legacy unnamed UNIQUE, FOREIGN KEY and CHECK now carry the names
     models.py gives them: an unnamed constraint cannot be dropped or changed by a later batch,
     and batch mode silently leaves an unnamed CHECK out of the table it rebuilds."""
-    ev.require("upgrade")
+    _part_a(ev)
     missing = [f"{name} ({what})" for name, what in NAMES.items() if name not in ev.names]
     if missing:
         lost = " Alembic warned: " + ev.upgrade.raw if "Unnamed CHECK" in ev.upgrade.raw else ""
@@ -242,7 +258,7 @@ def constraints_named(ev: Evidence) -> str:
 def rules_enforced(ev: Evidence) -> str:
     """Assert that an insert breaking each rule (the foreign key, both CHECKs, both UNIQUEs) is
     refused with PRAGMA foreign_keys = ON: a name in the schema is not proof the rule is there."""
-    ev.require("upgrade")
+    _part_a(ev)
     if ev.accepted:
         raise Incorrect(f"After the upgrade SQLite accepted an insert that breaks {'; '.join(ev.accepted)}. "
                         "Expected each refused: a batch keeps only the constraints it reflects or is "
@@ -254,7 +270,7 @@ def rules_enforced(ev: Evidence) -> str:
 def model_matches(ev: Evidence) -> str:
     """Assert that autogenerate finds no difference after the upgrade: the column types, names
     and unique constraints are what the application's models say."""
-    ev.require("upgrade")
+    _part_a(ev)
     if ev.model_diff:
         raise Incorrect(f"alembic check still finds differences: {ev.model_diff[:400]}. Expected none: "
                         "the upgrade should leave the schema models.py describes.")
@@ -265,7 +281,8 @@ def model_matches(ev: Evidence) -> str:
 def downgrade_restores(ev: Evidence) -> str:
     """Assert that after the downgrade the columns (name, type, NOT NULL), the foreign key, the
     unique column sets, the legacy rules and every row are those of the legacy database."""
-    ev.require("upgrade", "downgrade")
+    _part_a(ev)
+    ev.require("downgrade")
     for table, before in ev.before_shape.items():
         after = ev.down_shape[table]
         for part, what in (("columns", "columns"), ("foreign_keys", "foreign keys"), ("uniques", "unique columns")):
@@ -283,4 +300,44 @@ def downgrade_restores(ev: Evidence) -> str:
     return "Legacy columns, keys and rules back, every row as before."
 
 
-CRITERIA = [rows_survive, foreign_key_kept, constraints_named, rules_enforced, model_matches, downgrade_restores]
+def _part_a(ev: Evidence) -> None:
+    if not ev.batch_attempted:
+        raise Incorrect("Part A not attempted yet: sqlite/versions/11_batch.py is still the stub. "
+                        "Start with `workbook hint 11`.")
+    ev.require("upgrade")
+
+
+def _part_b(ev: Evidence) -> dict:
+    if not ev.async_attempted:
+        raise Incorrect("Part B not attempted yet: async/env.py still builds a synchronous engine "
+                        "(engine_from_config). Make it async: notebook 11, part B, and `workbook hint 11`.")
+    return ev.async_runs
+
+
+@criterion("async_command_line", "Part B: `alembic upgrade head` reaches the head from the command line; run again, it changes nothing.")
+def async_command_line(ev: Evidence) -> str:
+    """Assert that the async env.py migrates a fresh database to the head when run by the
+    `alembic` command, where no event loop runs yet, and that a second run applies nothing."""
+    return async_env.judge(_part_b(ev), "cli", "`alembic upgrade head` on the command line", Incorrect)
+
+
+@criterion("async_in_loop", "Part B: alembic.command.upgrade inside a running event loop (a notebook cell) reaches the head; run again, it changes nothing.")
+def async_in_loop(ev: Evidence) -> str:
+    """Assert that the same env.py works when called from a coroutine, as a Jupyter cell runs
+    inside the kernel's loop: the template's asyncio.run() refuses there with "cannot be called
+    from a running event loop"."""
+    return async_env.judge(_part_b(ev), "loop", "alembic.command.upgrade inside a running event loop", Incorrect)
+
+
+@criterion("async_offline", "Part B: `alembic upgrade head --sql` still prints the SQL (offline mode).")
+def async_offline(ev: Evidence) -> str:
+    """Assert that offline mode renders the revision's SQL without connecting: an env.py that
+    builds its async engine for offline mode too needs a database it should not."""
+    runs = _part_b(ev)
+    if not runs["offline"]["ok"]:
+        raise Incorrect(runs["offline"]["error"])
+    return "Offline mode printed CREATE TABLE async_note."
+
+
+CRITERIA = [rows_survive, foreign_key_kept, constraints_named, rules_enforced, model_matches, downgrade_restores,
+            async_command_line, async_in_loop, async_offline]
