@@ -25,7 +25,8 @@ from workbook.checks.base import Evidence, Incorrect, Replay, Step, criterion, e
 # Proof scale: any. The exercise's database is its own SQLite file of a fixed size (2,000
 # customers, 6,000 invoices), built by gather(); WORKBOOK_SCALE does not reach it, and every
 # criterion (row fingerprints, PRAGMA foreign_key_check, refused inserts, names, the model
-# comparison) is a per-row or per-table fact that a few thousand rows decide.
+# comparison) is a per-row or per-table fact that a few thousand rows decide. Part B runs its one
+# given revision on empty PostgreSQL databases it creates itself: no seeded data is involved.
 PROOF_SCALE = 0.1
 
 OLD_COLUMNS = {"customer": ["id", "email", "name"], "invoice": ["id", "customer_id", "number", "amount", "status"]}
