@@ -125,7 +125,8 @@ def test_run_it_runs_the_file_as_it_is_now_after_an_edit(shell, monkeypatch, tmp
 
 @pytest.mark.parametrize("notebook_file", ["01_add_index.ipynb", "02_column_default.ipynb",
                                            "03_data_migration.ipynb", "05_constraints.ipynb",
-                                           "06_autogenerate.ipynb", "08_branches_merge.ipynb"])
+                                           "06_autogenerate.ipynb", "08_branches_merge.ipynb",
+                                           "11_sqlite_async.ipynb"])
 def test_every_run_it_upgrade_starts_over_first(notebook_file):
     cell = _run_it_cell(notebook_file)
     number = notebook_file[:2]

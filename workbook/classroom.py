@@ -168,6 +168,8 @@ def create(count: int | None, names_file: str | None, csv_path: str | None,
 
     first = None
     for ex in [] if room_only else manifest.exercises():  # built once, for everyone
+        if ex.environment:
+            continue  # its own database (11's SQLite file), built by its reset and its check
         tpl = templates.ensure_template(ex.start)
         templates.ensure_template(ex.start, replay_scale(ex))  # where its check replays
         first = first or tpl

@@ -30,6 +30,12 @@ class Exercise:
     then: tuple[tuple[str, str], ...] = ()  # further (file, revision) the exercise's chain goes on with
     # Revision files given complete, which the learner must not edit: (file, revision, down_revision).
     given: tuple[tuple[str, str, str], ...] = ()
+    # An exercise with its own Alembic environment and database (exercise 11's "sqlite"): not on
+    # the PostgreSQL revision chain, so it has no `revision`, and no PostgreSQL template.
+    environment: str | None = None
+    # Further files the learner edits that are no revision (exercise 11's async/env.py): the check
+    # reads them, and `workbook progress` checks again when one changes.
+    also: tuple[str, ...] = ()
 
     @property
     def number(self) -> str:
@@ -75,6 +81,7 @@ def _load() -> tuple[str, tuple[Exercise, ...]]:
         Exercise(**{**raw, "hints": tuple(raw.get("hints", ())),
                     "then": tuple((t["file"], t["revision"]) for t in raw.get("then", ())),
                     "given": tuple((g["file"], g["revision"], g["down_revision"]) for g in raw.get("given", ())),
+                    "also": tuple(raw.get("also", ())),
                     **({"down_revision": tuple(raw["down_revision"])}
                        if isinstance(raw.get("down_revision"), list) else {})})
         for raw in data["exercise"]

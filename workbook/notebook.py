@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 from workbook import classroom, db, hints, manifest, migrate, progress, report, templates, verdicts
 from workbook.checks import base
@@ -26,6 +27,8 @@ def setup(name: str, quiet: bool = False) -> str:
     "Run it" cells, which start over so that the upgrade runs the file as it is now.
     """
     ex = manifest.get(name)
+    if ex.environment:
+        return _setup_own(ex, quiet)
     db.forget()  # the server may have been stopped since this kernel last looked
     info = templates.reset(ex)
     url = db.url()
@@ -48,6 +51,29 @@ def setup(name: str, quiet: bool = False) -> str:
           f"  your file: {base.relative(ex.path(s.track_dir))} (track: {s.track})"
           + (f"\n{arrived}" if arrived else f"\n  given    : {given} (complete: leave them as they are)"
              if given else ""))
+    return url
+
+
+def _setup_own(ex: manifest.Exercise, quiet: bool) -> str:
+    """setup() for an exercise with an environment of its own (11's SQLite): a fresh file, and
+    %sql and !alembic pointed at it and at the track's sqlite/alembic.ini."""
+    from workbook import sqlite_track
+
+    info = templates.reset(ex)
+    url = sqlite_track.url(info["database"])
+    s = settings()
+    _forget_sql_connections()
+    os.environ["ALEMBIC_CONFIG"] = str(sqlite_track.environment(s.track_dir) / "alembic.ini")
+    _put_venv_on_path()
+    _connect_sql(url)
+    if quiet:
+        print(f"database reset to {info['revision']} (exercise {ex.number}'s start)")
+    else:
+        print(f"Exercise {ex.number}: {ex.title}\n"
+              f"  database : {info['database']} (a SQLite file of its own; no PostgreSQL here)\n"
+              f"  revision : {info['revision']} (fresh copy of the legacy database)\n"
+              f"  your file: {base.relative(ex.path(s.track_dir))} (track: {s.track}; "
+              f"!alembic uses {base.relative(Path(os.environ['ALEMBIC_CONFIG']))})")
     return url
 
 

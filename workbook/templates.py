@@ -253,7 +253,12 @@ def reset(exercise: manifest.Exercise) -> dict:
     """Replace the learner's database with a fresh copy of the exercise's start.
 
     Only a database the workbook made is replaced; one that holds someone's data is refused.
+    An exercise with an environment of its own (11's SQLite) gets its own fresh file instead.
     """
+    if exercise.environment:
+        from workbook import sqlite_track
+
+        return sqlite_track.reset()
     template = ensure_template(exercise.start)
     backend = db.ensure_ready()
     name = backend.learner_database

@@ -113,6 +113,13 @@ def key(ex: manifest.Exercise, track_dir: Path | None = None) -> str:
         h.update(path.read_bytes() if path.exists() else b"<missing>")
     models = track_dir / "models.py"  # the track's models: what `alembic check` compares with
     h.update(models.read_bytes() if models.exists() else b"<no models>")
+    if ex.environment:  # an environment of its own (11's SQLite): its env.py and models decide too
+        for name in ("env.py", "models.py", "alembic.ini"):
+            path = track_dir / ex.environment / name
+            h.update(path.read_bytes() if path.exists() else b"<missing>")
+    for name in ex.also:  # other files the learner edits (11's async/env.py)
+        path = track_dir / name
+        h.update(path.read_bytes() if path.exists() else b"<missing>")
     for other in sorted((track_dir / "versions").glob("*.py")):
         if other.resolve() not in own:
             h.update(f"{other.name}:{_declared(other)}".encode())

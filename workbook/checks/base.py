@@ -389,6 +389,14 @@ def _stranger_problem(strangers: list, heads, track_dir: Path) -> str:
     return f"{found} A draft autogenerate left there? Delete {files}{move}, {fix}"
 
 
+def _scratches(ex: Exercise):
+    """The databases the replay gets: copies of the start template, or, for an exercise with an
+    environment of its own (11's SQLite), none: its gather() builds its own database."""
+    if ex.environment:
+        return contextlib.nullcontext([""])
+    return templates.scratches(ex.start, 1, replay_scale(ex))
+
+
 def replay_scale(ex: Exercise) -> float:
     """The data scale `ex`'s check replays at: its module's PROOF_SCALE, or WORKBOOK_PROOF_SCALE."""
     return proof_scale(importlib.import_module(ex.check).PROOF_SCALE)
@@ -421,7 +429,7 @@ def check(name: str, track_dir: Path | str | None = None, deadline: float | None
     try:
         # On a shared server, wait for a turn first: the deadline starts after it, in the runner.
         with admission.admitted(phase), \
-                templates.scratches(ex.start, 1, replay_scale(ex)) as databases:
+                _scratches(ex) as databases:
             outcome = runner.gather(ex, track_dir, databases, limit)
     except WorkbookError as err:  # db.explained keeps the server's own error as the context
         if err.__context__ is None or not server_trouble(err.__context__) or unreachable(err.__context__):
