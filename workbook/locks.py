@@ -37,7 +37,8 @@ _ON_TABLE = """
     JOIN pg_class c ON c.oid = l.relation
     WHERE l.pid = :pid AND l.locktype = 'relation'
       AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-      AND l.relation = ANY(CAST(:tables AS regclass[]))"""
+      -- to_regclass, not a cast: a revision may drop a watched table, and the watcher goes on
+      AND l.relation = ANY(ARRAY(SELECT to_regclass(t) FROM unnest(CAST(:tables AS text[])) AS t))"""
 
 
 def on_tables(conn, pid: int, tables: list[str]) -> list[tuple[str, str, bool, str | None]]:
