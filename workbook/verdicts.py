@@ -19,10 +19,10 @@ answered wholly from here starts fast.
 from __future__ import annotations
 
 import ast
+import fcntl
 import functools
 import hashlib
 import json
-import fcntl
 import os
 import re
 import time
