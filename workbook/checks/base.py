@@ -135,6 +135,7 @@ class Replay:
     explain: Callable[[str], str | None] | None = None
     evidence: Evidence = field(default_factory=Evidence)
     statement_timeout: float | None = None
+    others: tuple[str, ...] = ()  # the further copies a module with COPIES > 1 asked for
 
     @property
     def path(self) -> Path:
@@ -390,11 +391,12 @@ def _stranger_problem(strangers: list, heads, track_dir: Path) -> str:
 
 
 def _scratches(ex: Exercise):
-    """The databases the replay gets: copies of the start template, or, for an exercise with an
-    environment of its own (11's SQLite), none: its gather() builds its own database."""
-    if ex.environment:
+    """The databases the replay gets: the module's COPIES copies of the start template (one
+    unless it says otherwise), or none when it builds its own (exercise 4's tests, 11's SQLite)."""
+    copies = getattr(importlib.import_module(ex.check), "COPIES", 1)
+    if not copies:
         return contextlib.nullcontext([""])
-    return templates.scratches(ex.start, 1, replay_scale(ex))
+    return templates.scratches(ex.start, copies, replay_scale(ex))
 
 
 def replay_scale(ex: Exercise) -> float:

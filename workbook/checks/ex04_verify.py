@@ -1,8 +1,10 @@
 """Exercise 4: the learner's migration tests pass on the correct chain and fail on planted bugs.
 
 The check runs the learner's test file with pytest (workbook.checks.pytest_run) once against a
-copy of the reference chain and once against each mutant: a copy with one bug planted. Copies live in a
-temporary folder; the learner's files are only read. WORKBOOK_CHAIN tells workbook.testing's
+copy of the reference chain and once against each mutant: a copy with one bug planted. The chain is
+the one exercise 4 finds (the revisions of exercises 1 to 3, and the models as they leave them):
+what the learner's tests are about, and a run that does not grow with every later exercise. Copies
+live in a temporary folder; the learner's files are only read. WORKBOOK_CHAIN tells workbook.testing's
 fixtures which copy is under test. The scratch database base.check() clones is not used here:
 each test gets its own empty database from the fixtures.
 """
@@ -27,7 +29,14 @@ from workbook.manifest import ROOT
 # Proof scale: any. The learner's tests run on empty databases of their own (workbook.testing's
 # fixtures); the copy base.check() makes is not used, so it is the smallest chain the others share.
 PROOF_SCALE = 0.1
+COPIES = 0  # no copy of the start: each of the learner's tests gets an empty database
 LIMIT = 60          # seconds the tests may take on the correct chain (criterion 3)
+
+
+def under_test() -> str:
+    """The last revision before exercise 4 in the manifest: the head of the chain it tests."""
+    before = manifest.exercises()[:manifest.exercises().index(manifest.get("04"))]
+    return [ex.head for ex in before if ex.revision][-1]
 
 
 # ---- planted bugs -----------------------------------------------------------------------------
@@ -56,16 +65,7 @@ def _second_head(chain: Path) -> None:
 
 
 def _model_drift(chain: Path) -> None:
-    (chain / "models.py").write_text(textwrap.dedent("""\
-        import sqlalchemy as sa
-        from workbook.manifest import ROOT
-        from workbook.models import track_metadata
-
-        reference = track_metadata(ROOT / "solutions")
-
-        metadata = sa.MetaData()
-        for table in reference.sorted_tables:
-            table.to_metadata(metadata)
+    (chain / "models.py").write_text(_MODELS + textwrap.dedent("""
         metadata.tables["finding"].append_column(sa.Column("risk_score", sa.Integer, nullable=True))
         """))
 
@@ -120,11 +120,25 @@ def attempted(path: Path) -> bool:
     return any(n.lower().startswith("test") for n in names)
 
 
+# The models as exercises 1 to 3 leave them (a copy: a mutant adds to it).
+_MODELS = textwrap.dedent("""\
+    import sqlalchemy as sa
+    from workbook.checks.ex04_verify import under_test
+    from workbook.models import metadata_at
+
+    metadata = sa.MetaData()
+    for table in metadata_at(under_test()).sorted_tables:
+        table.to_metadata(metadata)
+    """)
+
+
 def chain_copy(tmp: Path, name: str, plant: Callable[[Path], None] | None = None) -> Path:
+    """The reference revisions up to under_test() and the models at that point, in tmp/name."""
     chain = tmp / name
-    shutil.copytree(ROOT / "solutions" / "versions", chain / "versions",
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(ROOT / "solutions" / "models.py", chain)  # the models at the chain's head
+    (chain / "versions").mkdir(parents=True)
+    for part in manifest.revision_chain(under_test()):
+        shutil.copy(part.path(ROOT / "solutions"), chain / part.file)
+    (chain / "models.py").write_text(_MODELS)
     if plant:
         plant(chain)
     return chain

@@ -25,13 +25,14 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from workbook import db, manifest, migrate, models, schema, templates
+from workbook import db, manifest, migrate, models, schema
 from workbook.checks.base import (Evidence, Incorrect, Replay, Step, criterion, declared_ids, is_stub,
-                                  phase, relative, replay_scale)
+                                  phase, relative)
 from workbook.checks.ex06_autogenerate import drift
 from workbook.manifest import ROOT
 
 PROOF_SCALE = 0.001  # catalog and alembic_version facts only: see the docstring
+COPIES = 3  # the start, and one copy for each team shipping first
 MULTIPLE = "Multiple head revisions"
 VERSIONS = "SELECT coalesce(array_agg(version_num ORDER BY version_num), '{}') FROM alembic_version"
 
@@ -52,27 +53,27 @@ def gather(r: Replay) -> Evidence:
     ex = r.exercise
     team_a, team_b = teams(ex)
     ev.update(graph=graph(r), orders={}, order_steps={}, shots={}, versions={}, trip=[], drift=None)
-    # Two more copies of the start, each taken back (with the reference files) to one team's revision:
-    # a database where that team shipped first.
-    with templates.scratches(ex.start, 2, replay_scale(ex)) as (a_first, b_first):
-        for name, database, other in (("A", a_first, team_b), ("B", b_first, team_a)):
-            phase(f"taking a copy back to team {name}'s revision alone")
-            reference(database, "downgrade", f"{other.revision}@-1")
-        for name, database in (("start", r.database), ("A", a_first), ("B", b_first)):
-            eng = db.engine(database, statement_timeout=r.statement_timeout)
-            try:
-                with eng.connect() as conn:
-                    ev.shots[f"{name} before"] = schema.snapshot(conn)
-                    conn.commit()
-                    ev.order_steps[name] = r.migrate(conn, "upgrade", "head")
-                    ev.versions[name] = versions(conn)
-                    ev.shots[name] = schema.snapshot(conn)
-                    conn.commit()
-                    if name == "start" and ev.order_steps[name].ok:
-                        ev.drift = drift(conn, r, models.at(models.track_metadata(ROOT / "solutions"), [ex.revision]))
-                        round_trip(r, conn, team_a, team_b)
-            finally:
-                eng.dispose()
+    # The two further copies of the start (COPIES), each taken back (with the reference files) to
+    # one team's revision: a database where that team shipped first.
+    a_first, b_first = r.others
+    for name, database, other in (("A", a_first, team_b), ("B", b_first, team_a)):
+        phase(f"taking a copy back to team {name}'s revision alone")
+        reference(database, "downgrade", f"{other.revision}@-1")
+    for name, database in (("start", r.database), ("A", a_first), ("B", b_first)):
+        eng = db.engine(database, statement_timeout=r.statement_timeout)
+        try:
+            with eng.connect() as conn:
+                ev.shots[f"{name} before"] = schema.snapshot(conn)
+                conn.commit()
+                ev.order_steps[name] = r.migrate(conn, "upgrade", "head")
+                ev.versions[name] = versions(conn)
+                ev.shots[name] = schema.snapshot(conn)
+                conn.commit()
+                if name == "start" and ev.order_steps[name].ok:
+                    ev.drift = drift(conn, r, models.at(models.track_metadata(ROOT / "solutions"), [ex.revision]))
+                    round_trip(r, conn, team_a, team_b)
+        finally:
+            eng.dispose()
     return ev
 
 

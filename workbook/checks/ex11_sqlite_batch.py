@@ -28,6 +28,7 @@ from workbook.checks.base import Evidence, Incorrect, Replay, Step, criterion, e
 # comparison) is a per-row or per-table fact that a few thousand rows decide. Part B runs its one
 # given revision on empty PostgreSQL databases it creates itself: no seeded data is involved.
 PROOF_SCALE = 0.1
+COPIES = 0  # its own SQLite file and empty PostgreSQL databases: no copy of a start
 
 OLD_COLUMNS = {"customer": ["id", "email", "name"], "invoice": ["id", "customer_id", "number", "amount", "status"]}
 NEW_COLUMNS = {"customer": ["id", "email", "full_name"], "invoice": OLD_COLUMNS["invoice"]}

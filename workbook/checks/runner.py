@@ -132,5 +132,6 @@ def _gather(exercise_id: str, track_dir: str, databases: list[str], deadline: fl
     ex = manifest.get(exercise_id)
     module = importlib.import_module(ex.check)
     replay = base.Replay(ex, Path(track_dir), databases[0], getattr(module, "explain", None),
-                         statement_timeout=deadline + 5)  # a backstop should the kill not reach the server
+                         statement_timeout=deadline + 5,  # a backstop should the kill not reach the server
+                         others=tuple(databases[1:]))
     return module.gather(replay)
