@@ -206,7 +206,7 @@ def cmd_progress(args) -> int:
 
 class _Checks:
     """The checks `progress` runs, AT_ONCE at a time, each a `workbook check --json` process of its
-    own, started in the manifest's order; result(ex) waits for one. Processes, not threads: a check
+    own, the longest first; result(ex) waits for one. Processes, not threads: a check
     forks its replay, and a fork beside another thread's open connections is unsafe. Each child
     remembers its verdict (verdicts.remember locks the cache) and records it in the room."""
 
@@ -223,7 +223,9 @@ class _Checks:
         self.shown = progress.shown("checking")
         self.shown.__enter__()  # first: the checks' starts are what it shows
         self.pool = ThreadPoolExecutor(self.AT_ONCE)
-        self.futures = {ex.id: self.pool.submit(self._one, ex) for ex in self.exercises}
+        # Longest first (the manifest's deadline says which), so no long check starts last alone.
+        by_length = sorted(self.exercises, key=lambda ex: -ex.deadline)
+        self.futures = {ex.id: self.pool.submit(self._one, ex) for ex in by_length}
         return self
 
     def __exit__(self, *exc):
