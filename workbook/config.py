@@ -89,9 +89,15 @@ def _scale() -> float:
 def proof_scale(declared: float) -> float:
     """The scale a check replays at: the check's own PROOF_SCALE (the smallest at which each of
     its criteria is decided), unless WORKBOOK_PROOF_SCALE names another."""
+    chosen = proof_scale_chosen()
+    return declared if chosen is None else chosen
+
+
+def proof_scale_chosen() -> float | None:
+    """The scale WORKBOOK_PROOF_SCALE sets for every check, or None when it is unset."""
     raw = os.environ.get("WORKBOOK_PROOF_SCALE", "").strip()
     if not raw:
-        return declared
+        return None
     if raw == "learning":
         return _scale()
     try:

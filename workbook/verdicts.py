@@ -30,7 +30,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from workbook import manifest
-from workbook.config import settings
+from workbook.config import proof_scale_chosen, settings
 from workbook.manifest import ROOT
 from workbook.status import ERROR, FAILED
 
@@ -123,8 +123,8 @@ def key(ex: manifest.Exercise, track_dir: Path | None = None) -> str:
     for other in sorted((track_dir / "versions").glob("*.py")):
         if other.resolve() not in own:
             h.update(f"{other.name}:{_declared(other)}".encode())
-    proof = os.environ.get("WORKBOOK_PROOF_SCALE", "")  # the checks' own PROOF_SCALE is in code()
-    h.update(f"{settings().scale!r} {proof!r} {server()} {code()}".encode())
+    # The checks' own PROOF_SCALE is in code(); WORKBOOK_PROOF_SCALE overrides it.
+    h.update(f"{settings().scale!r} {proof_scale_chosen()!r} {server()} {code()}".encode())
     return h.hexdigest()
 
 
