@@ -136,6 +136,15 @@ def test_reset_08_brings_the_teams_files_and_never_overwrites_one(stub_track, tm
     assert manifest.bring_given(ex, track) is None
 
 
+def test_a_later_exercise_brings_the_teams_files_too(stub_track, tmp_path):
+    # Exercise 9 starts at ex08_merge: a learner who goes there straight needs both teams' files
+    # in the track, or Alembic cannot find the revisions the database says it ran.
+    track = learner_track(stub_track, tmp_path)
+    said = manifest.bring_given(manifest.get("09"), track)
+    assert "exercise 08 arrived" in said and "08_assignee.py and versions/08_asset_owner.py" in said
+    assert manifest.bring_given(manifest.get("05"), learner_track(stub_track, tmp_path / "early")) is None
+
+
 @pytest.mark.parametrize("arrived", [False, True], ids=["one head", "teams and stub: three heads"])
 def test_checks_before_08_run_with_or_without_the_teams_files(stub_track, tmp_path, arrived):
     track = learner_track(stub_track, tmp_path)

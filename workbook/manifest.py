@@ -157,22 +157,25 @@ def revision_chain(upto: str) -> list[Exercise]:
 
 
 def bring_given(ex: Exercise, track_dir: Path) -> str | None:
-    """Copy the exercise's given files the track lacks from the reference track (solutions/);
-    the one line that says what arrived, or None.
+    """Copy the given files of the exercise and of those before it that the track lacks from the
+    reference track (solutions/); the one line that says what arrived, or None.
 
     Exercise 8's two teams' revisions are not committed in exercises/: until the learner starts
     exercise 8 their history has one head, as every notebook before it expects. `workbook reset`
-    brings them, as a `git pull` of the teams' work would. A file already there is never replaced,
-    even one that differs: the check judges it.
+    brings them, as a `git pull` of the teams' work would; so does a reset of any later exercise,
+    whose start has them applied. A file already there is never replaced, even one that differs:
+    the check judges it.
     """
-    landed = []
-    for part in ex.given_parts():
-        target = part.path(track_dir)
-        if not target.exists():
-            shutil.copyfile(part.path(ROOT / "solutions"), target)
-            landed.append(part.file)
+    landed = []  # (exercise number, file)
+    for earlier in exercises()[:exercises().index(ex) + 1]:
+        for part in earlier.given_parts():
+            target = part.path(track_dir)
+            if not target.exists():
+                shutil.copyfile(part.path(ROOT / "solutions"), target)
+                landed.append((earlier.number, part.file))
     if not landed:
         return None
     where = track_dir.name if track_dir.parent == ROOT else str(track_dir)
-    return (f"The teams' work for exercise {ex.number} arrived, as a `git pull` would bring it: "
-            f"{' and '.join(landed)} copied into {where}/ (given complete: leave them as they are).")
+    numbers = " and ".join(dict.fromkeys(n for n, _ in landed))
+    return (f"The teams' work for exercise {numbers} arrived, as a `git pull` would bring it: "
+            f"{' and '.join(f for _, f in landed)} copied into {where}/ (given complete: leave them as they are).")
