@@ -324,7 +324,7 @@ def test_the_room_refuses_rows_it_does_not_know(learners):
     with connect(ada["DATABASE_URL"], CLASS) as c:
         insert = "INSERT INTO results (exercise, status, criterion, message) VALUES (%s, %s, %s, %s)"
         for row in (("01", "<img src=x onerror=alert(1)>", None, None),  # a status it does not know
-                    ("99", "passed", None, None),                            # nor an exercise
+                    ("1); --", "passed", None, None),                        # nor an exercise number
                     ("01", "failed", "<b>x</b>", None),                      # a criterion is an id
                     ("01", "failed", "probe", "x" * 501)):                   # a message is bounded
             with pytest.raises(psycopg.errors.CheckViolation):
