@@ -178,6 +178,8 @@ def busy(r: Replay) -> None:
                 time.sleep(0.2)
                 application.stop()
             ev.app = application.result()
+            ev.after_busy = schema.catalog(mig) if ev.busy_upgrade.ok else None
+            mig.commit()
             for entry in log:
                 entry.pop("waited_after_release", None)
     finally:
@@ -261,6 +263,11 @@ def gets_through(ev: Evidence) -> str:
                         f"lock timeout while the other session held finding for {WINDOW} s, twice.{said} Expected a "
                         "lock_timeout shorter than that (a few hundred ms) and retries: see no_queue for what the "
                         "waiting cost the application.")
+    diff = schema.diff(ev.clean, ev.after_busy)
+    if diff:
+        raise Incorrect(f"The upgrade reached its head through the busy moments, but its catalog differs from a clean "
+                        f"run's: {'; '.join(diff[:3])}. A retry loop that runs out of attempts must raise, not return "
+                        "as if the step had run: the deploy then stops, and says why.")
     windows = len(ev.windows)
     return (f"The upgrade reached its head through {windows} window{'s' if windows > 1 else ''} of another session's "
             f"lock: the server cancelled {len(timeouts)} of its statements for a lock timeout, and the retries got "

@@ -1,0 +1,203 @@
+"""Exercise 10's check: the solution passes, the stub is not attempted, each known-wrong answer
+(written as learners write them) fails on its own criterion."""
+import subprocess
+
+from conftest import make_track, message, only_failures, outcomes
+from workbook.checks import base
+from workbook.manifest import ROOT
+
+FILE = "versions/10_production.py"
+SOLUTION = (ROOT / "solutions" / FILE).read_text()
+HEAD = '''"""ex10"""
+import time
+
+import sqlalchemy as sa
+from alembic import context, op
+
+revision = "ex10_production"
+down_revision = "ex08_merge"
+branch_labels = None
+depends_on = None
+
+'''
+DOWN = '''
+
+def downgrade():
+    with op.get_context().autocommit_block():
+        op.execute("SET lock_timeout = '200ms'")
+        op.drop_index("ix_finding_status_created_at", table_name="finding", postgresql_concurrently=True,
+                      if_exists=True)
+        op.execute("ALTER TABLE finding DROP CONSTRAINT IF EXISTS ck_finding_status")
+'''
+
+
+def check(tmp_path, source: str):
+    return base.check("10", make_track(tmp_path, **{FILE: source}))
+
+
+def test_solution_passes_every_criterion():
+    report = base.check("10", ROOT / "solutions")
+    assert report.status == base.PASSED, report
+    assert set(outcomes(report).values()) == {base.PASSED}
+
+
+def test_untouched_stub_is_not_attempted(tmp_path):
+    committed = subprocess.run(["git", "show", f"HEAD:exercises/{FILE}"], cwd=ROOT, check=True,
+                               capture_output=True, text=True).stdout
+    report = check(tmp_path, committed)
+    assert report.status == base.NOT_ATTEMPTED
+    assert "still the stub" in message(report, "gets_through")
+
+
+def test_without_a_lock_timeout_the_application_queues(tmp_path):
+    # Exercise 5's and 1's answers put together, with no lock_timeout: safe statements, unbounded waits.
+    source = HEAD + '''
+def upgrade():
+    with op.get_context().autocommit_block():
+        op.create_check_constraint("ck_finding_status", "finding", "status IN ('open', 'resolved')",
+                                   postgresql_not_valid=True)
+        op.execute("ALTER TABLE finding VALIDATE CONSTRAINT ck_finding_status")
+        op.create_index("ix_finding_status_created_at", "finding", ["status", "created_at"],
+                        postgresql_concurrently=True, if_not_exists=True)
+''' + DOWN
+    report = check(tmp_path, source)
+    assert "no_queue" in only_failures(report), report
+    text = message(report, "no_queue")
+    assert "lock_timeout = 0 (none) in force" in text and "queued behind it" in text
+    assert "never cancelled one of its statements for a lock timeout" in message(report, "gets_through")
+
+
+def test_a_lock_timeout_without_retries_fails_at_the_first_blocker(tmp_path):
+    source = HEAD + '''
+def upgrade():
+    with op.get_context().autocommit_block():
+        op.execute("SET lock_timeout = '200ms'")
+        op.execute("ALTER TABLE finding ADD CONSTRAINT ck_finding_status CHECK (status IN ('open', 'resolved')) NOT VALID")
+        op.execute("ALTER TABLE finding VALIDATE CONSTRAINT ck_finding_status")
+        op.create_index("ix_finding_status_created_at", "finding", ["status", "created_at"],
+                        postgresql_concurrently=True, if_not_exists=True)
+        op.execute("RESET lock_timeout")
+''' + DOWN
+    report = check(tmp_path, source)
+    # Its ADD CONSTRAINT is not re-runnable either: rerunnable says so in its own words.
+    assert "gets_through" in only_failures(report), report
+    text = message(report, "gets_through")
+    assert "stopped at the first busy moment" in text and "lock timeout" in text
+
+
+def test_the_solution_without_its_retries_fails_only_at_the_blocker(tmp_path):
+    source = SOLUTION.replace("ATTEMPTS = 12", "ATTEMPTS = 1")
+    assert source != SOLUTION
+    report = check(tmp_path, source)
+    assert only_failures(report) == {"gets_through"}, report
+    assert "stopped at the first busy moment" in message(report, "gets_through")
+
+
+def test_a_retry_loop_that_gives_up_silently_skips_a_change(tmp_path):
+    # Its loop runs out of attempts and returns as if the step had run: ADD CONSTRAINT is skipped
+    # behind the first blocker, and VALIDATE finds no constraint.
+    source = SOLUTION.replace("    for attempt in range(1, ATTEMPTS + 1):", "    for attempt in range(1, 3):")
+    assert source != SOLUTION
+    report = check(tmp_path, source)
+    assert only_failures(report) == {"gets_through"}, report
+    assert 'constraint "ck_finding_status" of relation "finding" does not exist' in message(report, "gets_through")
+
+
+RETRY = '''
+def retry(fn, tries=10):
+    for i in range(tries):
+        try:
+            return fn()
+        except sa.exc.OperationalError as e:
+            if "lock timeout" not in str(e) or i == tries - 1:
+                raise
+            time.sleep(0.2 * (i + 1))
+
+'''
+
+
+def test_an_index_without_if_not_exists_fails_the_second_run(tmp_path):
+    source = HEAD + RETRY + '''
+def upgrade():
+    with op.get_context().autocommit_block():
+        op.execute("SET lock_timeout = '200ms'")
+        exists = False
+        if not context.is_offline_mode():
+            exists = op.get_bind().execute(sa.text(
+                "SELECT 1 FROM pg_constraint WHERE conname = 'ck_finding_status'")).scalar()
+        if not exists:
+            retry(lambda: op.execute("ALTER TABLE finding ADD CONSTRAINT ck_finding_status "
+                                     "CHECK (status IN ('open', 'resolved')) NOT VALID"))
+        retry(lambda: op.execute("ALTER TABLE finding VALIDATE CONSTRAINT ck_finding_status"))
+        retry(lambda: op.create_index("ix_finding_status_created_at", "finding", ["status", "created_at"],
+                                      postgresql_concurrently=True))
+''' + DOWN
+    report = check(tmp_path, source)
+    assert only_failures(report) == {"rerunnable"}, report
+    text = message(report, "rerunnable")
+    assert "the second run failed" in text and "already exists" in text
+
+
+def test_if_not_exists_keeps_the_invalid_leftover(tmp_path):
+    source = HEAD + RETRY + '''
+def upgrade():
+    with op.get_context().autocommit_block():
+        op.execute("SET lock_timeout = '200ms'")
+        retry(lambda: op.execute("""
+            DO $$ BEGIN
+              IF NOT EXISTS (SELECT FROM pg_constraint WHERE conname = 'ck_finding_status') THEN
+                ALTER TABLE finding ADD CONSTRAINT ck_finding_status CHECK (status IN ('open', 'resolved')) NOT VALID;
+              END IF;
+            END $$"""))
+        retry(lambda: op.execute("ALTER TABLE finding VALIDATE CONSTRAINT ck_finding_status"))
+        retry(lambda: op.execute("CREATE INDEX CONCURRENTLY IF NOT EXISTS ix_finding_status_created_at "
+                                 "ON finding (status, created_at)"))
+''' + DOWN
+    report = check(tmp_path, source)
+    assert only_failures(report) == {"rerunnable"}, report
+    assert "is still INVALID" in message(report, "rerunnable")
+
+
+def test_a_constraint_added_twice_fails_the_second_run(tmp_path):
+    source = SOLUTION.replace(
+        "        if not found(f\"SELECT 1 FROM pg_constraint WHERE conname = '{CHECK}' AND conrelid = 'finding'::regclass\"):\n"
+        "            # NOT VALID", "        if True:\n            # NOT VALID")
+    assert source != SOLUTION
+    report = check(tmp_path, source)
+    assert only_failures(report) == {"rerunnable"}, report
+    assert 'constraint "ck_finding_status" for relation "finding" already exists' in message(report, "rerunnable")
+
+
+def test_retrying_every_error_swallows_the_cancel(tmp_path):
+    source = SOLUTION.replace('if getattr(exc.orig, "sqlstate", None) != "55P03" or attempt == ATTEMPTS:',
+                              "if attempt == ATTEMPTS:")
+    assert source != SOLUTION
+    report = check(tmp_path, source)
+    assert only_failures(report) == {"rerunnable"}, report
+    assert "your retries caught the cancel too" in message(report, "rerunnable")
+
+
+def test_an_unguarded_get_bind_breaks_the_offline_script(tmp_path):
+    source = HEAD + RETRY + '''
+def upgrade():
+    with op.get_context().autocommit_block():
+        op.execute("SET lock_timeout = '200ms'")
+        conn = op.get_bind()
+        if not conn.execute(sa.text("SELECT 1 FROM pg_constraint WHERE conname = 'ck_finding_status'")).scalar():
+            retry(lambda: op.execute("ALTER TABLE finding ADD CONSTRAINT ck_finding_status "
+                                     "CHECK (status IN ('open', 'resolved')) NOT VALID"))
+        retry(lambda: op.execute("ALTER TABLE finding VALIDATE CONSTRAINT ck_finding_status"))
+        leftover = conn.execute(sa.text("SELECT 1 FROM pg_index WHERE NOT indisvalid AND "
+                                        "indexrelid = to_regclass('ix_finding_status_created_at')")).scalar()
+
+        def build():
+            if leftover:
+                op.execute("DROP INDEX CONCURRENTLY IF EXISTS ix_finding_status_created_at")
+            op.execute("CREATE INDEX CONCURRENTLY IF NOT EXISTS ix_finding_status_created_at "
+                       "ON finding (status, created_at)")
+        retry(build)
+''' + DOWN
+    report = check(tmp_path, source)
+    assert "offline_script" in only_failures(report), report
+    text = message(report, "offline_script")
+    assert "--sql` failed" in text and "is_offline_mode" in text
