@@ -148,28 +148,14 @@ def at(meta: sa.MetaData, heads, track_dir: Path | None = None) -> sa.MetaData:
     if not heads or not set(heads) <= known:
         return meta
     order = [manifest.baseline()] + [p.revision for p in manifest.revisions()]
-    return renamed(without_later(meta, heads, _stubs(track_dir)), max(heads, key=order.index), track_dir)
+    return renamed(without_later(meta, heads), max(heads, key=order.index), track_dir)
 
 
-def _stubs(track_dir: Path | None) -> set[str]:
-    """The revisions whose file in `track_dir` is still the untouched stub: a database that ran
-    one has none of what it adds (exercise 10's stub follows exercise 8's merge, so a learner's
-    `alembic upgrade head` runs it long before exercise 10)."""
-    if track_dir is None:
-        return set()
-    from workbook import manifest
-    from workbook.checks.base import is_stub
-
-    return {p.revision for p in manifest.revisions()
-            if p.revision in ADDED_BY and (Path(track_dir) / p.file).exists() and is_stub(Path(track_dir) / p.file)}
-
-
-def without_later(meta: sa.MetaData, heads, stubs: set[str] = frozenset()) -> sa.MetaData:
-    """`meta` without what ADDED_BY says revisions outside the ancestry of `heads` add, or
-    revisions in `stubs` (run, but untouched stubs) would add."""
+def without_later(meta: sa.MetaData, heads) -> sa.MetaData:
+    """`meta` without what ADDED_BY says revisions outside the ancestry of `heads` add."""
     from workbook import manifest
 
-    applied = set().union(*(manifest.ancestors(h) for h in heads)) - set(stubs)
+    applied = set().union(*(manifest.ancestors(h) for h in heads))
     later = set().union(*(names for rev, names in ADDED_BY.items() if rev not in applied))
     if not later:
         return meta

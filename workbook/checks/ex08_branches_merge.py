@@ -120,7 +120,7 @@ def graph(r: Replay) -> dict:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             script = migrate.script_directory(r.track_dir)
-            out["heads"] = heads_before_later(script, r.exercise.revision)
+            out["heads"] = migrate.heads_before_later(script, r.exercise.revision)
             if len(out["heads"]) == 1:  # `upgrade head` in a history that ended here; else it fails as there
                 out["target"] = out["heads"][0]
             merge = script.get_revision(r.exercise.revision)
@@ -132,17 +132,6 @@ def graph(r: Replay) -> dict:
     except Exception as exc:  # a history Alembic cannot read: preflight names most cases first
         out["error"] = db.first_line(exc)
     return out
-
-
-def heads_before_later(script, revision: str) -> list[str]:
-    """The heads of the history without the later exercises' revisions: exercise 10's follows the
-    merge, so the whole history's head is exercise 10's; what this exercise judges is the history
-    as it was when the merge shipped."""
-    order = [p.revision for p in manifest.revisions()]
-    later = set(order[order.index(revision) + 1:])
-    ours = [s for s in script.walk_revisions() if s.revision not in later]
-    parents = {p for s in ours for p in (s.down_revision if isinstance(s.down_revision, tuple) else (s.down_revision,))}
-    return sorted(s.revision for s in ours if s.revision not in parents)
 
 
 # ---- criteria ---------------------------------------------------------------------------------

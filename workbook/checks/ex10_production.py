@@ -68,7 +68,7 @@ def attempted(path) -> bool:
 
 def gather(r: Replay) -> Evidence:
     ev = r.evidence
-    ev.update(sql=lint.revision_sql(r), busy_log=[], windows=[], cancel={}, again=None, clean=None)
+    ev.update(sql=lint.revision_sql(r), cancel={}, again=None, clean=None)
     phase("building two more copies of the start")
     with templates.scratches(r.exercise.start, 2, PROOF_SCALE) as (clean_db, cancel_db):
         clean(r, clean_db)
@@ -105,7 +105,8 @@ def busy(r: Replay) -> None:
     ev = r.evidence
     eng = _engine(r.database, r)
     url = eng.url.set(drivername="postgresql").render_as_string(hide_password=False)
-    log: list[dict] = ev.busy_log
+    log: list[dict] = []
+    ev.busy_log, ev.windows = log, []
     state = {"window": 0, "through": False, "running": True}
     try:
         with eng.connect() as mig, eng.connect() as watcher, \
@@ -138,12 +139,14 @@ def busy(r: Replay) -> None:
                             "error": None, "at": time.monotonic() - clock})
 
             def after(conn, cursor, statement, parameters, context, executemany):
+                log[-1]["end"] = time.monotonic() - clock
                 # A statement got through after the first window: the second starts with the next one.
                 if state["window"] == 1 and released.is_set() and log[-1]["waited_after_release"]:
                     state["through"] = True
 
             def failed(ctx) -> None:
                 if ctx.connection is mig and log:
+                    log[-1]["end"] = time.monotonic() - clock
                     log[-1]["error"] = (db.sqlstate(ctx.original_exception), db.first_line(ctx.original_exception))
 
             def watch() -> None:
