@@ -19,9 +19,16 @@ depends_on = None
 
 CHECK = "ck_finding_status"
 INDEX = "ix_finding_status_created_at"
-# Short: while a DDL waits for its lock, every query that conflicts with it waits behind it.
-LOCK_TIMEOUT = "200ms"
 ATTEMPTS = 12
+
+
+def lock_timeout() -> str:
+    """Short: while a DDL waits for its lock, every query that conflicts with it waits behind it.
+
+    `alembic -x lock_timeout=500ms upgrade ...` may set another per environment: a setting of the
+    deploy, never the schema, which must be the same everywhere.
+    """
+    return context.get_x_argument(as_dictionary=True).get("lock_timeout", "200ms")
 
 
 def patiently(step) -> None:
@@ -63,7 +70,7 @@ def build_index() -> None:
 
 def upgrade() -> None:
     with op.get_context().autocommit_block():
-        op.execute(f"SET lock_timeout = '{LOCK_TIMEOUT}'")
+        op.execute(f"SET lock_timeout = '{lock_timeout()}'")
         op.execute("SET statement_timeout = '10min'")
         # ADD CONSTRAINT has no IF NOT EXISTS: a re-run after a failure further on skips it.
         if not found(f"SELECT 1 FROM pg_constraint WHERE conname = '{CHECK}' AND conrelid = 'finding'::regclass"):
@@ -79,7 +86,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     with op.get_context().autocommit_block():
-        op.execute(f"SET lock_timeout = '{LOCK_TIMEOUT}'")
+        op.execute(f"SET lock_timeout = '{lock_timeout()}'")
         op.execute("SET statement_timeout = '10min'")
         patiently(lambda: op.drop_index(INDEX, table_name="finding", postgresql_concurrently=True,
                                         if_exists=True))
