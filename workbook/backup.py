@@ -36,7 +36,7 @@ TABLES = """
 
 def _major(binary: str) -> int:
     said = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=30).stdout
-    found = re.findall(r"(\d+)(?:\.\d+)?", said.split(")")[-1] if ")" in said else said)
+    found = re.findall(r"\(PostgreSQL\)\s*(\d+)", said)  # "pg_dump (PostgreSQL) 15.20 (Debian ...)"
     return int(found[0]) if found else 0
 
 
