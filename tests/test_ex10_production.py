@@ -134,6 +134,7 @@ def test_an_index_without_if_not_exists_fails_the_second_run(tmp_path):
 def upgrade():
     with op.get_context().autocommit_block():
         op.execute("SET lock_timeout = '200ms'")
+        op.execute("SET statement_timeout = '10min'")
         exists = False
         if not context.is_offline_mode():
             exists = op.get_bind().execute(sa.text(
@@ -156,6 +157,7 @@ def test_if_not_exists_keeps_the_invalid_leftover(tmp_path):
 def upgrade():
     with op.get_context().autocommit_block():
         op.execute("SET lock_timeout = '200ms'")
+        op.execute("SET statement_timeout = '10min'")
         retry(lambda: op.execute("""
             DO $$ BEGIN
               IF NOT EXISTS (SELECT FROM pg_constraint WHERE conname = 'ck_finding_status') THEN
@@ -188,6 +190,15 @@ def test_retrying_every_error_swallows_the_cancel(tmp_path):
     report = check(tmp_path, source)
     assert only_failures(report) == {"rerunnable"}, report
     assert "your retries caught the cancel too" in message(report, "rerunnable")
+
+
+def test_a_script_squawk_flags_fails_on_squawk_alone(tmp_path):
+    # Without a statement_timeout: everything works live, and the reviewer's linter objects.
+    source = SOLUTION.replace('        op.execute("SET statement_timeout = \'10min\'")\n', "")
+    assert source != SOLUTION
+    report = check(tmp_path, source)
+    assert only_failures(report) == {"squawk"}, report
+    assert "require-statement-timeout" in message(report, "squawk")
 
 
 def test_an_unguarded_get_bind_breaks_the_offline_script(tmp_path):

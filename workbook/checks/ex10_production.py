@@ -388,4 +388,4 @@ def offline_script(ev: Evidence) -> str:
 CRITERIA = [gets_through, no_queue, rerunnable, offline_script, shipped, no_read_under_lock,
             common.schema_restored("The downgrade restores the schema exactly.",
                                    f"drop {INDEX} concurrently and {CHECK}, with the same lock_timeout and retries"),
-            common.upgrade_again, common.lock_timeout, common.squawk(SQUAWK_ACCEPTS)]
+            common.upgrade_again, common.lock_timeout, common.squawk(SQUAWK_ACCEPTS, required=True)]
