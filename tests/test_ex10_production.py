@@ -288,3 +288,21 @@ finally:
         out["left"] = templates.mine(conn)
 print(json.dumps(out))
 '''
+
+
+def test_the_plain_calls_in_alembics_transaction_queue_the_application(tmp_path):
+    # The first draft most learners write. Its transaction holds finding after the first window,
+    # so the check's second window cannot start (it must not wait for the migration it blocks).
+    source = HEAD + '''
+def upgrade():
+    op.create_check_constraint("ck_finding_status", "finding", "status IN ('open', 'resolved')")
+    op.create_index("ix_finding_status_created_at", "finding", ["status", "created_at"])
+
+
+def downgrade():
+    op.drop_index("ix_finding_status_created_at", table_name="finding")
+    op.drop_constraint("ck_finding_status", "finding")
+'''
+    report = check(tmp_path, source)
+    assert {"gets_through", "no_queue", "no_read_under_lock", "squawk"} <= only_failures(report), report
+    assert "lock_timeout = 0 (none) in force" in message(report, "no_queue")
