@@ -17,7 +17,8 @@ Evidence, all live:
 - Alembic's compare_metadata (what `alembic check` runs) on the squashed database;
 - the squash's downgrade to empty and its upgrade again;
 - a copy of the start (a database at ex08_merge that ran the chain): the old chain's deploy
-  (`alembic upgrade ex08_merge@head`) must run nothing, then the rollout (stamp --purge) must
+  (`alembic upgrade ex08_merge@head`, in the history as it was then: exercise 10's revision, which
+  follows the merge, left out) must run nothing, then the rollout (stamp --purge) must
   run no DDL: every relfilenode and the xmin of every catalog row of the application's
   relations, columns, constraints and indexes the same before and after.
 The rows the chain seeds are out of scope: a squash rebuilds the schema only.
