@@ -1,9 +1,9 @@
 """Alembic's autogenerate for exercise 6, run for real on a history that ends where the exercise does.
 
 Autogenerate (`alembic revision --autogenerate`, `alembic check`) compares only a database at the
-head of the whole history, and in this workbook later exercises' revisions (the stubs of 7 and 8)
-follow exercise 6's: on the command line the database would have to run through them first, and
-the draft would follow ex08_merge. So both commands run here on a temporary copy of the track
+head of the whole history, and in this workbook later exercises' revisions (the stubs of 7, 8 and
+10) follow exercise 6's: on the command line the database would have to run through them first, and
+the draft would follow ex10_production. So both commands run here on a temporary copy of the track
 whose versions/ stops at the exercise: the learner's own files are never changed.
 """
 from __future__ import annotations

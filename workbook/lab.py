@@ -346,6 +346,44 @@ def _deploy(exercise_id: str, track_dir: str, database: str, deadline: float) ->
     return {"apps": ev.apps, "timeline": ev.timeline, "failed": failed}
 
 
+def busy_deploy(name: str = "10", track_dir: Path | None = None, deadline: float | None = None) -> dict:
+    """Exercise 10's busy deploy of your revision on a scratch copy, as its check runs it: the
+    application runs, another session holds a lock on finding twice, your upgrade runs.
+
+    Returns {"app", "windows", "log", "migration", "failed"}: the application's statements
+    (app.App.result()), the two windows and the migration's span (seconds on the application's
+    clock), each statement the migration sent (its lock_timeout, whether it waited, the server's
+    error) and why the upgrade failed, if it did. In a child process stopped at the deadline.
+    """
+    from workbook import progress, templates
+    from workbook.checks import base, runner
+    from workbook.checks import ex10_production as ex10
+    from workbook.config import settings
+
+    ex = manifest.get(name)
+    track_dir = Path(track_dir or settings().track_dir)
+    limit = deadline or ex.deadline
+    with progress.shown(f"deploying exercise {ex.number} on a busy table", progress.here()), \
+            templates.scratch(ex.start, ex10.PROOF_SCALE) as database:
+        outcome = runner.in_child(_busy_deploy, (ex.id, str(track_dir), database, limit), limit)
+    if outcome.evidence is None:
+        return {"app": {"ops": []}, "windows": [], "log": [], "migration": [0, 0],
+                "failed": [base._no_evidence(outcome, limit)[1].message]}
+    return outcome.evidence
+
+
+def _busy_deploy(exercise_id: str, track_dir: str, database: str, deadline: float) -> dict:
+    """busy_deploy()'s work, in its child process."""
+    from workbook.checks import ex10_production as ex10
+    from workbook.checks.base import Replay
+
+    r = Replay(manifest.get(exercise_id), Path(track_dir), database, statement_timeout=deadline + 5)
+    ex10.busy(r)
+    ev = r.evidence
+    return {"app": ev.app, "windows": ev.windows, "log": ev.busy_log, "migration": ev.migration_at,
+            "failed": [] if ev.busy_upgrade.ok else [ev.busy_upgrade.error]}
+
+
 def plot_deploy(run: dict, title: str):
     """Each application statement's time over the run (red: failed), the migration's steps shaded."""
     import matplotlib.pyplot as plt

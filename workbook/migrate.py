@@ -44,6 +44,20 @@ def script_directory(track_dir: Path | None = None) -> ScriptDirectory:
     return ScriptDirectory.from_config(alembic_config(track_dir))
 
 
+def heads_before_later(script: ScriptDirectory, revision: str) -> list[str]:
+    """The heads of a track's history without the revisions of the exercises after `revision`'s
+    (manifest order): the history as it was when `revision` shipped. Exercise 10's revision follows
+    exercise 8's merge, so the whole history's head is exercise 10's; exercises 8 and 9 judge the
+    history up to the merge."""
+    from workbook import manifest
+
+    order = [p.revision for p in manifest.revisions()]
+    later = set(order[order.index(revision) + 1:])
+    ours = [s for s in script.walk_revisions() if s.revision not in later]
+    parents = {p for s in ours for p in (s.down_revision if isinstance(s.down_revision, tuple) else (s.down_revision,))}
+    return sorted(s.revision for s in ours if s.revision not in parents)
+
+
 def run(connection: Connection, verb: str, target: str, track_dir: Path | None = None) -> str:
     """`alembic upgrade|downgrade TARGET` on this connection; returns what Alembic printed.
 

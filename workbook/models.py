@@ -1,8 +1,8 @@
-"""The application's tables as SQLAlchemy models, as exercises 1 to 5 and 8 leave them.
+"""The application's tables as SQLAlchemy models, as exercises 1 to 5, 8 and 10 leave them.
 
 They describe the schema at the end of exercise 5 (the index of exercise 1, the column of
 exercise 2 and the constraints of exercise 5 included), with what exercise 8's two teams add
-(finding.assignee, asset_owner). A check that compares the models with
+(finding.assignee, asset_owner) and exercise 10's index and check on finding.status. A check that compares the models with
 the database at an earlier revision uses metadata_at(revision), which leaves out what later
 exercises add.
 
@@ -45,7 +45,10 @@ class Finding(Base):
 
     __table_args__ = (sa.Index("ix_finding_severity", "severity"),
                       sa.Index("ix_finding_asset_id", "asset_id"),
-                      sa.Index("ix_finding_assignee", "assignee"))
+                      sa.Index("ix_finding_assignee", "assignee"),
+                      # Exercise 10: the open findings by age, and the statuses the application writes.
+                      sa.Index("ix_finding_status_created_at", "status", "created_at"),
+                      sa.CheckConstraint("status IN ('open', 'resolved')", name="ck_finding_status"))
 
 
 class Asset(Base):
@@ -98,6 +101,7 @@ ADDED_BY = {
                          "uq_lead_email", "lead.company NOT NULL"},
     "ex08_assignee": {"finding.assignee", "ix_finding_assignee"},
     "ex08_asset_owner": {"asset_owner"},
+    "ex10_production": {"ix_finding_status_created_at", "ck_finding_status"},
 }
 
 

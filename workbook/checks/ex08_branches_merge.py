@@ -65,7 +65,7 @@ def gather(r: Replay) -> Evidence:
             with eng.connect() as conn:
                 ev.shots[f"{name} before"] = schema.snapshot(conn)
                 conn.commit()
-                ev.order_steps[name] = r.migrate(conn, "upgrade", "head")
+                ev.order_steps[name] = r.migrate(conn, "upgrade", ev.graph["target"])
                 ev.versions[name] = versions(conn)
                 ev.shots[name] = schema.snapshot(conn)
                 conn.commit()
@@ -90,16 +90,17 @@ def reference(database: str, verb: str, target: str) -> None:
 def round_trip(r: Replay, conn, team_a, team_b) -> None:
     """From the merge down to each branch alone, down to ex07_contract, and up to the head each time."""
     ev = r.evidence
+    head = ev.graph["target"]
     # (what the step does, its target, the copy whose catalog it must match afterwards)
     # Down to a branch undoes the merge only (the other branch stays); X@-1 then undoes one branch.
     for label, target, like in ((f"down to {team_b.revision}", team_b.revision, "start before"),
                                 (f"down to {team_b.revision} alone", f"{team_a.revision}@-1", "B before"),
-                                ("up to the head again", "head", "start"),
+                                ("up to the head again", head, "start"),
                                 (f"down to {team_a.revision}", team_a.revision, "start before"),
                                 (f"down to {team_a.revision} alone", f"{team_b.revision}@-1", "A before"),
-                                ("up to the head again", "head", "start"),
+                                ("up to the head again", head, "start"),
                                 (f"down to {team_a.down_revision}, before both teams", team_a.down_revision, None),
-                                (f"up to the head from {team_a.down_revision}", "head", "start")):
+                                (f"up to the head from {team_a.down_revision}", head, "start")):
         step = r.migrate(conn, "downgrade" if label.startswith("down") else "upgrade", target)
         ev.trip.append((label, step, like, schema.snapshot(conn) if step.ok else None))
         conn.commit()
@@ -115,12 +116,14 @@ def versions(conn) -> list[str]:
 
 def graph(r: Replay) -> dict:
     """Alembic's reading of the learner's track: its heads, and each team revision's id, parent and file."""
-    out: dict = {"heads": [], "teams": {}, "error": None, "merge_parents": None}
+    out: dict = {"heads": [], "teams": {}, "error": None, "merge_parents": None, "target": "head"}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             script = migrate.script_directory(r.track_dir)
-            out["heads"] = sorted(script.get_heads())
+            out["heads"] = migrate.heads_before_later(script, r.exercise.revision)
+            if len(out["heads"]) == 1:  # `upgrade head` in a history that ended here; else it fails as there
+                out["target"] = out["heads"][0]
             merge = script.get_revision(r.exercise.revision)
             out["merge_parents"] = merge.down_revision if merge else None
             by_file = {Path(s.path).resolve(): s for s in script.walk_revisions()}

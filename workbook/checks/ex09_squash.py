@@ -17,7 +17,8 @@ Evidence, all live:
 - Alembic's compare_metadata (what `alembic check` runs) on the squashed database;
 - the squash's downgrade to empty and its upgrade again;
 - a copy of the start (a database at ex08_merge that ran the chain): the old chain's deploy
-  (`alembic upgrade ex08_merge@head`) must run nothing, then the rollout (stamp --purge) must
+  (`alembic upgrade ex08_merge@head`, in the history as it was then: exercise 10's revision, which
+  follows the merge, left out) must run nothing, then the rollout (stamp --purge) must
   run no DDL: every relfilenode and the xmin of every catalog row of the application's
   relations, columns, constraints and indexes the same before and after.
 The rows the chain seeds are out of scope: a squash rebuilds the schema only.
@@ -129,12 +130,17 @@ def graph(track_dir: Path) -> dict:
     """Alembic's reading of versions/ and squashed/ together: the squash's parent, labels, the heads."""
     from alembic.script import ScriptDirectory
 
-    out = {"error": None, "found": False, "down": None, "labels": (), "heads": []}
+    out = {"error": None, "found": False, "down": None, "labels": (), "heads": [], "old_head": OLD_HEAD}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             script = ScriptDirectory.from_config(alembic_config(track_dir))
             out["heads"] = sorted(script.get_heads())
+            # `alembic upgrade ex08_merge@head` in the history as it was then (exercise 10's revision,
+            # which follows the merge, left out): the squash, if it follows ex08_merge, else ex08_merge.
+            after = [h for h in migrate.heads_before_later(script, OLD_HEAD) if h != OLD_HEAD
+                     and OLD_HEAD in {r.revision for r in script.iterate_revisions(h, "base")}]
+            out["old_head"] = after[0] if len(after) == 1 else OLD_HEAD
             rev = script.get_revision(SQUASHED)
             if rev is not None:
                 out.update(found=True, down=rev.down_revision, labels=tuple(sorted(rev.branch_labels)))
@@ -186,7 +192,7 @@ def existing(r: Replay) -> None:
         with eng.connect() as conn:
             ex = ev.existing
             ex["before"], ex["marks before"] = catalog(conn), fingerprint(conn)
-            ev.old_deploy = alembic(conn, r.track_dir, "upgrade", f"{OLD_HEAD}@head", r.path)
+            ev.old_deploy = alembic(conn, r.track_dir, "upgrade", ev.graph["old_head"], r.path)
             ex["after deploy"], ex["versions after deploy"] = catalog(conn), versions(conn)
             ex["marks after deploy"] = fingerprint(conn)
             phase("rolling the squash out: alembic stamp --purge")
