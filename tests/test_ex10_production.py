@@ -62,6 +62,17 @@ def test_untouched_stub_is_not_attempted(tmp_path):
     assert "still the stub" in message(report, "gets_through")
 
 
+def test_a_build_the_check_could_not_catch_is_not_judged(monkeypatch):
+    # As on a machine too busy to poll between the build's start and its end: the progress view
+    # never shows it. The server's slowness is not the learner's mistake: no verdict, not cached.
+    from workbook.checks import ex10_production
+
+    monkeypatch.setattr(ex10_production, "PROGRESS", "SELECT NULL WHERE %s IS NULL")
+    report = base.check("10", ROOT / "solutions")
+    assert report.status == base.ERROR, report
+    assert "ended before the check could cancel it" in report.criteria[0].message
+
+
 def test_without_a_lock_timeout_the_application_queues(tmp_path):
     # Exercise 5's and 1's answers put together, with no lock_timeout: safe statements, unbounded waits.
     source = HEAD + '''
