@@ -25,7 +25,8 @@ from workbook import manifest
 from workbook.manifest import ROOT
 
 TARGETS = {"embedded start": 1, "reset": 0.3, "check 01": 2, "check 02": 2, "check 03": 3,
-           "check 04": 6, "check 05": 2, "check 06": 2, "check 07": 10, "progress, every check run": 20,
+           "check 04": 6, "check 05": 2, "check 06": 2, "check 07": 10, "check 08": 3, "check 09": 3, "check 10": 10,
+           "progress, every check run": 20,
            "progress, nothing changed": 1, "test suite, unit and db layers": 180}
 # The suite's layers (tests/conftest.py), each timed as one pytest process: the db layer is what
 # a contributor waits for after a change; the full layer adds the notebooks, the browser, the hub
