@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import make_track, message, only_failures, outcomes, rows, scratch_left
+from conftest import make_track, message, only_failures, outcomes, rows, run_cli, scratch_left
 from workbook import manifest
 from workbook.checks import base
 from workbook.manifest import ROOT
@@ -246,6 +246,17 @@ def test_the_restore_rehearsal_holds_the_same_rows():
     assert run["same"], run
     assert run["after"]["public.finding"][0] == rows("10")["finding"]
     assert run["restore"]["refused_settings"] == []  # the embedded server's own tools
+    assert not scratch_left()
+
+
+def test_workbook_db_rehearse_says_what_came_back():
+    small = {"WORKBOOK_SCALE": "0.01"}  # the learner's database, small: the command, not the scale
+    assert run_cli("reset", "10", env=small).returncode == 0
+    proc = run_cli("db", "rehearse", env=small)
+    assert proc.returncode == 0, proc.stderr
+    assert "public.finding: 10,000 rows, the same after the restore" in proc.stdout
+    assert "public.alembic_version: 1 row, the same" in proc.stdout
+    assert proc.stdout.rstrip().endswith("Every table came back with the same rows: this backup restores.")
     assert not scratch_left()
 
 

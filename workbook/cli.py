@@ -30,8 +30,10 @@ def parser() -> argparse.ArgumentParser:
     d = sub.add_parser("db", help="start, stop or show the database (WORKBOOK_DB picks which)",
                        description="up/down start and stop the server the workbook runs; status and "
                        "url describe it; remove drops every database the workbook made for you on "
-                       "it (your database, scratch copies, templates you built), and nothing else.")
-    d.add_argument("action", choices=["up", "down", "status", "url", "remove"])
+                       "it (your database, scratch copies, templates you built), and nothing else; "
+                       "rehearse dumps your database (pg_dump -Fc), restores it into a throw-away "
+                       "database and compares every table's rows (exercise 10).")
+    d.add_argument("action", choices=["up", "down", "status", "url", "remove", "rehearse"])
     d.add_argument("--yes", action="store_true", help="with remove: really drop them")
     d.set_defaults(func=cmd_db)
 
@@ -117,8 +119,33 @@ def cmd_db(args) -> int:
             print("Would drop " + ", ".join(names) + ". Add --yes to drop them.")
             return 1
         print("Dropped " + ", ".join(names) + ".")
+    elif args.action == "rehearse":
+        return _rehearse()
     else:
         _print_url(db.ensure_ready())
+    return 0
+
+
+def _rehearse() -> int:
+    """A restore rehearsal of the learner's database, said in a few lines; exit 1 if rows differ."""
+    from workbook import backup
+
+    print("Dumping your database (pg_dump -Fc) and restoring it into a throw-away one...", flush=True)
+    found = backup.rehearse()
+    tools = ", ".join(f"{name} {t['major']}" for name, t in found["tools"].items())
+    print(f"Dumped in {found['dump']['seconds']:.1f} s ({found['dump']['bytes'] / 1e6:.1f} MB, {tools}, "
+          f"server {found['server']}); restored into a throw-away database in {found['restore']['seconds']:.1f} s.")
+    if found["restore"]["refused_settings"]:
+        print(f"  The server refused settings of the newer pg_restore: "
+              f"{', '.join(found['restore']['refused_settings'])} (harmless: nothing else failed).")
+    moved = [t for t in found["before"] if found["before"][t] != found["after"].get(t)]
+    for table, (rows, _) in found["before"].items():
+        print(f"  {table}: {rows:,} row{'' if rows == 1 else 's'}, "
+              f"{'the same' if table not in moved else 'DIFFERENT'} after the restore")
+    if not found["same"]:
+        print("The restore does not hold the same rows: do not rely on this backup.", file=sys.stderr)
+        return 1
+    print("Every table came back with the same rows: this backup restores.")
     return 0
 
 
