@@ -3,6 +3,7 @@ connections, a cancel by an administrator) ends in ERROR, "your answer was not j
 FAILED and never remembered; the learner's own statement_timeout stays their FAILED. On a shared
 server, checks take turns (admission) and the deadline counts only the replay, not the wait."""
 import json
+import socket
 import os
 import threading
 import time
@@ -226,3 +227,21 @@ def test_an_error_in_the_room_is_grey_and_never_stuck():
                               "learners": [{"learner": "a", "exercises": {"01": cell}, "last_check": None}],
                               "held_back": {"01": []}}, stuck_minutes=10)
     assert "<td class='error'" in page and "not judged" in page and "stuck" not in page.split("<table")[1]
+
+
+def test_a_simulated_application_the_server_refused_is_no_error_of_the_deploy():
+    """Exercise 7's and 10's applications: a connection the server refuses (here nobody listens)
+    is the server's trouble, so the check judges nothing rather than blame the revision."""
+    from workbook import app
+    from workbook.checks import common
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    refused = app.App(f"postgresql://nobody@127.0.0.1:{port}/none", "old", "title", [1]).start()
+    refused.stop()
+    result = refused.result()
+    assert result["errors"] == 0 and "refused" in result["busy"], result
+    step = common.apps_busy([result])
+    assert not step.ok and base._busy(base.Evidence(apps_busy=step)).startswith("the simulated application")
+    assert common.apps_busy([{"busy": None}]).ok

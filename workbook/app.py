@@ -53,6 +53,7 @@ class App:
     limit: int = 100_000
     errors: int = 0
     first_error: str | None = None
+    busy: str | None = None  # the server's words when it, not the revision, stopped a statement
     written: dict[int, str] = field(default_factory=dict)  # id -> last value committed
     ops: list[Op] = field(default_factory=list)
 
@@ -107,13 +108,18 @@ class App:
         self.ops.append(Op(began - self.clock, time.monotonic() - began, ok, kind))
 
     def _failed(self, exc: BaseException) -> None:
+        from workbook.checks.base import first_line, server_trouble
+
+        if server_trouble(exc):  # too many connections, a shutdown, a lost connection: no error of the deploy's
+            self.busy = self.busy or first_line(exc)
+            return
         self.errors += 1
         if self.first_error is None:
             self.first_error = str(exc).strip().splitlines()[0]
 
     def result(self) -> dict:
         """What this instance saw, as plain data (a check's evidence crosses a process boundary)."""
-        return {"name": self.name, "errors": self.errors, "first_error": self.first_error,
+        return {"name": self.name, "errors": self.errors, "first_error": self.first_error, "busy": self.busy,
                 "ops": [(op.at, op.seconds, op.ok, op.kind) for op in self.ops]}
 
 

@@ -3,7 +3,14 @@ from __future__ import annotations
 
 from workbook import locks, schema
 from workbook.checks import lint, statement_log
-from workbook.checks.base import Criterion, Evidence, Incorrect, criterion
+from workbook.checks.base import Criterion, Evidence, Incorrect, Step, criterion
+
+
+def apps_busy(results) -> Step:
+    """A step the simulated applications' server trouble stopped, if any (a check then judges
+    nothing: base.check's _busy), else a step that went well."""
+    said = next((r["busy"] for r in results if r.get("busy")), "")
+    return Step(not said, busy=f"the simulated application could not run: {said}" if said else "")
 
 
 def schema_restored(statement: str, fix: str) -> Criterion:

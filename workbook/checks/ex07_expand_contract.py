@@ -165,6 +165,7 @@ def deploy(up: Replay, down: Replay, conn, url: str, ids: list[int] | None = Non
     new.stop()
     mark("new code stopped")
     ev.apps = {a.name: a.result() for a in (old, new)}
+    ev.apps_busy = common.apps_busy(ev.apps.values())
     ev.written = {**old.written, **new.written}
     return top, ids
 
@@ -230,6 +231,7 @@ def downgrades(up: Replay, down: Replay, conn, url: str, top: int, ids: list[int
     time.sleep(0.2)
     old.stop()
     ev.down_apps = {"new": new.result(), "old": old.result()}
+    ev.down_apps_busy = common.apps_busy(ev.down_apps.values())
     if ev.downgrade is not None and ev.downgrade.ok:
         ev.after_downgrade = schema.snapshot(conn)
         lost, changed = compare(conn, "title", {**ev.written, **new.written, **old.written})

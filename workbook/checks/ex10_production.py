@@ -190,6 +190,7 @@ def busy(r: Replay) -> None:
                 time.sleep(0.2)
                 application.stop()
             ev.app = application.result()
+            ev.app_busy = common.apps_busy([ev.app])
             ev.after_busy = schema.catalog(mig) if ev.busy_upgrade.ok else None
             mig.commit()
             for entry in log:
