@@ -328,3 +328,21 @@ def downgrade():
     report = check(tmp_path, source)
     assert {"gets_through", "no_queue", "no_read_under_lock", "squawk"} <= only_failures(report), report
     assert "lock_timeout = 0 (none) in force" in message(report, "no_queue")
+
+
+def test_the_simulated_application_writes_at_the_smallest_scale():
+    # Its inserts once named asset 1, which a copy at 0.01 (a class's tests) need not have: a
+    # foreign-key error in every third statement, counted against the deploy.
+    import time
+
+    from workbook import app, db, templates
+
+    with templates.scratch("ex08_merge", 0.01) as database:
+        eng = db.engine(database)
+        url = eng.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        eng.dispose()
+        application = app.App(url, "app", "summary", [1, 2, 3], limit=30).start()
+        time.sleep(0.5)
+        application.stop()
+    result = application.result()
+    assert result["errors"] == 0 and len(result["ops"]) >= 3, result

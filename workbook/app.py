@@ -90,9 +90,12 @@ class App:
         began = time.monotonic()
         try:
             if kind == "insert":
-                # The old code inserts a finding naming its text column as it knows it.
-                new_id = conn.execute(f"INSERT INTO finding ({col}, severity, asset_id) VALUES (%s, 'low', 1) "
-                                      "RETURNING id", (value,)).fetchone()[0]
+                # The old code inserts a finding naming its text column as it knows it, on the asset
+                # of an existing finding: one that exists at any scale (asset 1 may not, at 0.01).
+                new_id = conn.execute(
+                    f"INSERT INTO finding ({col}, severity, asset_id) VALUES (%s, 'low', coalesce("
+                    "(SELECT asset_id FROM finding WHERE id = %s), (SELECT min(asset_id) FROM finding))) "
+                    "RETURNING id", (value, row)).fetchone()[0]
                 self.written[new_id] = value
             elif kind == "update":
                 conn.execute(f"UPDATE finding SET {col} = %s WHERE id = %s", (value, row))
