@@ -346,3 +346,17 @@ def test_the_simulated_application_writes_at_the_smallest_scale():
         application.stop()
     result = application.result()
     assert result["errors"] == 0 and len(result["ops"]) >= 3, result
+
+
+def test_retries_inside_alembics_transaction_are_told_to_use_an_autocommit_block(tmp_path):
+    # The solution's helper and steps, without the autocommit block. Either the first lock timeout
+    # aborts the transaction and every retry fails on that, or, if the DDL got its lock at once,
+    # CONCURRENTLY refuses the transaction: both verdicts send the learner to the autocommit block.
+    body = SOLUTION.split("def upgrade() -> None:")[1].split("def downgrade() -> None:")[0]
+    inline = body.replace("    with op.get_context().autocommit_block():\n", "").replace("\n        ", "\n    ")
+    source = SOLUTION.replace(body, inline)
+    assert "autocommit_block" in source.split("def downgrade")[1] and source != SOLUTION
+    report = check(tmp_path, source)
+    assert "gets_through" in only_failures(report), report
+    text = message(report, "gets_through")
+    assert ("retried inside a transaction" in text or "CONCURRENTLY refuses" in text) and "autocommit_block()" in text

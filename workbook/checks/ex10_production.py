@@ -278,6 +278,11 @@ def gets_through(ev: Evidence) -> str:
                 f"gave up (\"{step.raw}\") and nothing tried again. A lock_timeout without retries turns every busy "
                 "moment into a failed deploy. Expected a helper that catches the lock timeout (sqlstate 55P03), "
                 "sleeps a little longer each time and runs the step again, inside the autocommit block.")
+        if "current transaction is aborted" in step.raw:
+            raise Incorrect(
+                f"The upgrade retried inside a transaction: after the first lock timeout every statement failed "
+                f"with \"{step.raw}\". Expected the retries inside `with op.get_context().autocommit_block():`, "
+                "where each statement commits on its own and a failed one leaves nothing aborted behind.")
         raise Incorrect(step.error)
     if not timeouts:
         waited = [e for e in ev.busy_log if e["waited"]]
@@ -341,8 +346,8 @@ def rerunnable(ev: Evidence) -> str:
                         "your retries caught the cancel too. Retry only a lock timeout (sqlstate 55P03): a cancel "
                         "(57014) is an operator, or a statement_timeout, saying stop.")
     if not ev.again.ok:
-        raise Incorrect(f"After the cancel left {', '.join(c['invalid']) or 'nothing'} INVALID, the second run failed: "
-                        f"{ev.again.error} Expected a revision that can run again: drop an INVALID leftover of "
+        raise Incorrect(f"After the cancel left {', '.join(c['invalid']) or 'nothing'} INVALID, the second run failed "
+                        f"(\"{ev.again.raw or ev.again.error}\"). Expected a revision that can run again: drop an INVALID leftover of "
                         "the index first, create with if_not_exists=True, and skip ADD CONSTRAINT when pg_constraint "
                         "already has it.")
     invalid = sorted(k for k, v in ev.after_again.items() if v.endswith("(INVALID)"))
