@@ -52,7 +52,7 @@ ONLY = $(if $(strip $(LAYERS)),($(LAYERS)) and ,)
 test: db
 	@log="$$(mktemp)"; trap 'rm -f "$$log"' EXIT; export WORKBOOK_TRACK=solutions; \
 	set -x; \
-	WORKBOOK_VERDICT_LOG="$$log" $(BIN)/pytest -n $(if $(filter 1,$(JOBS)),0,$(JOBS)) --dist loadfile \
+	WORKBOOK_VERDICT_LOG="$$log" $(BIN)/pytest -n $(if $(filter 1,$(JOBS)),0,$(JOBS)) \
 	  -m "$(ONLY)not full and not serial" tests; workers=$$?; \
 	WORKBOOK_PROOF_VERDICTS="$$log" $(BIN)/pytest -m "$(ONLY)(full or serial)" \
 	  tests --nbval-lax --nbval-current-env notebooks; alone=$$?; \

@@ -54,6 +54,31 @@ def worker_environment(worker: str | None) -> dict[str, str]:
                             "share: run the tests in one process (make test JOBS=1, or pytest -n 0).")
 
 
+# Files pytest-xdist runs on one worker, one after the other, as one unit. Every other test goes
+# to whichever worker is free (whole files would leave one worker alone at the end).
+TOGETHER = [
+    {"tests/test_classroom.py"},  # the class it makes once, and its tests' order
+    {"tests/test_ex06_autogenerate.py"},  # exercise 6's draft, made once (11 s)
+    # Learners at scale 0.01 on 127.0.0.1:5432: test_safety's open and drop the shared templates
+    # test_server_trouble's learner clones.
+    {"tests/test_safety.py", "tests/test_server_trouble.py"},
+]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    if config.getvalue("dist") != "load":  # -n's default; another --dist asked is another's
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class TestsOrFiles(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            file = nodeid.split("::")[0]
+            return next((f"together {i}" for i, files in enumerate(TOGETHER) if file in files), nodeid)
+
+    return TestsOrFiles(config, log)
+
+
 WORKERS: list[str] = []  # the workers of this run, as the controller saw them end
 
 

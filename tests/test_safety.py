@@ -27,11 +27,8 @@ def _server_answers() -> bool:
         return False
 
 
-pytestmark = [pytest.mark.skipif(not _server_answers() and not os.environ.get("CI"),
-                                 reason="no PostgreSQL on 127.0.0.1:5432"),
-              # These learners open and drop the server's shared scale-0.01 templates, which
-              # test_server_trouble.py's learner clones: run alone, after make test's workers.
-              pytest.mark.serial]
+pytestmark = pytest.mark.skipif(not _server_answers() and not os.environ.get("CI"),
+                                reason="no PostgreSQL on 127.0.0.1:5432")
 
 
 @pytest.fixture(scope="module")
