@@ -2,7 +2,8 @@
 #              (root included: --allow-root is added then), opening notebooks/00_setup.ipynb
 # make update: git pull, with notebooks you ran (their outputs do not count as changes)
 # make test  : same set-up, then the whole test suite (unit tests and every notebook);
-#              make test LAYERS=db (or unit, full, "not full") runs one layer
+#              make test LAYERS=db (or unit, full, "not full") runs one layer;
+#              JOBS=1 runs it in one process (default: one worker per core)
 # make bench : measure start, seeding, reset, checks and the test suite
 PYTHON ?= python3
 VENV := .venv
@@ -39,9 +40,24 @@ lab: db notebook-filter
 	$(BIN)/python -m workbook.serve
 
 # LAYERS picks test layers by marker (tests/conftest.py): unit, db, full; empty runs them all.
+# JOBS: pytest-xdist workers for the unit and db layers, each a learner of its own
+# (tests/conftest.py); the Docker server has one learner database, so one process there.
+# Then, in one process, the tests marked serial (short deadlines, server-wide state) and the
+# full layer; the scale-equivalence test reads the first pass's verdicts from $$log.
+# pytest's exit status 5 is "no test selected" (LAYERS=unit has no serial test): not a failure.
 LAYERS ?=
+NPROC := $(shell nproc 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null || echo 1)
+JOBS ?= $(if $(filter docker,$(WORKBOOK_DB)),1,$(NPROC))
+ONLY = $(if $(strip $(LAYERS)),($(LAYERS)) and ,)
 test: db
-	WORKBOOK_TRACK=solutions $(BIN)/pytest -m "$(LAYERS)" tests --nbval-lax --nbval-current-env notebooks
+	@log="$$(mktemp)"; trap 'rm -f "$$log"' EXIT; export WORKBOOK_TRACK=solutions; \
+	set -x; \
+	WORKBOOK_VERDICT_LOG="$$log" $(BIN)/pytest -n $(if $(filter 1,$(JOBS)),0,$(JOBS)) \
+	  -m "$(ONLY)not full and not serial" tests; workers=$$?; \
+	WORKBOOK_PROOF_VERDICTS="$$log" $(BIN)/pytest -m "$(ONLY)(full or serial)" \
+	  tests --nbval-lax --nbval-current-env notebooks; alone=$$?; \
+	set +x; [ "$$workers$$alone" != 55 ] || exit 5; \
+	for s in $$workers $$alone; do [ $$s = 0 ] || [ $$s = 5 ] || exit $$s; done
 
 bench: db
 	$(BIN)/python -m workbook.bench

@@ -25,6 +25,91 @@ from workbook.checks import base
 from workbook.manifest import ROOT
 
 
+def pytest_configure(config):
+    os.environ.update(worker_environment(os.environ.get("PYTEST_XDIST_WORKER")))
+
+
+def worker_environment(worker: str | None) -> dict[str, str]:
+    """Under pytest-xdist (`make test`'s JOBS) each worker after the first is a learner of its
+    own, so its resets, scratch copies, sweeps and stopped servers touch no other worker's: a
+    data folder of its own, the data folder's workers/gwN (hints, verdicts, exercise 11's SQLite
+    file and, embedded, a server with its templates, kept for the next run), and over a URL a
+    database of its own beside DATABASE_URL's, named DATABASE_gwN. The first worker (gw0), like
+    a run without workers, is the learner the environment names."""
+    if not worker or worker == "gw0":
+        return {}
+    from workbook.config import settings
+
+    s = settings()
+    own = {"WORKBOOK_DATA_DIR": str(s.data_dir / "workers" / worker)}
+    if s.mode == "embedded":
+        return own
+    if s.mode == "url":
+        from workbook.db.external import normalise
+
+        u = normalise(s.database_url)
+        u = u.set(drivername="postgresql", database=f"{u.database}_{worker}")
+        return {**own, "DATABASE_URL": u.render_as_string(hide_password=False)}
+    raise pytest.UsageError(f"WORKBOOK_DB={s.mode} has one learner database, which test workers would "
+                            "share: run the tests in one process (make test JOBS=1, or pytest -n 0).")
+
+
+# Files pytest-xdist runs on one worker, one after the other, as one unit. Every other test goes
+# to whichever worker is free (whole files would leave one worker alone at the end).
+TOGETHER = [
+    {"tests/test_classroom.py"},  # the class it makes once, and its tests' order
+    {"tests/test_ex06_autogenerate.py"},  # exercise 6's draft, made once (11 s)
+    # Learners at scale 0.01 on 127.0.0.1:5432: test_safety's open and drop the shared templates
+    # test_server_trouble's learner clones.
+    {"tests/test_safety.py", "tests/test_server_trouble.py"},
+]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    if config.getvalue("dist") != "load":  # -n's default; another --dist asked is another's
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class TestsOrFiles(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            file = nodeid.split("::")[0]
+            return next((f"together {i}" for i, files in enumerate(TOGETHER) if file in files), nodeid)
+
+    return TestsOrFiles(config, log)
+
+
+WORKERS: list[str] = []  # the workers of this run, as the controller saw them end
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    WORKERS.append(node.gateway.id)
+
+
+def pytest_sessionfinish(session):
+    """What a worker's own learner leaves behind goes when the run ends: its embedded server stops
+    (the worker itself stops it), and over a URL the controller drops what the workbook made for
+    that learner (`workbook db remove`), once no worker can still be cloning a template it built."""
+    from workbook import db
+    from workbook.config import settings
+    from workbook.errors import WorkbookError
+
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    try:
+        mode = settings().mode
+        if worker and worker != "gw0" and mode == "embedded":
+            db.backend().stop()
+    except WorkbookError as exc:
+        print(f"\n{worker}'s server was not stopped: {exc}")
+        return
+    if worker is None and mode == "url":
+        for other in sorted(set(WORKERS) - {"gw0"}):
+            proc = run_cli("db", "remove", "--yes", env=worker_environment(other), timeout=600)
+            if proc.returncode != 0:
+                print(f"\n{other}'s databases were not removed: {proc.stdout}{proc.stderr}")
+
+
 def pytest_collection_modifyitems(items):
     for item in items:
         if item.path.suffix == ".ipynb":
@@ -41,8 +126,22 @@ def database_ready(request):
 
 # Every verdict base.check gave in this session, by test: the scale-equivalence test compares
 # them with the same tests' verdicts at the learning scale. WORKBOOK_VERDICT_LOG also writes
-# them to a file, one JSON line each (the equivalence test's runs in a subprocess).
+# them to a file, one JSON line each (the equivalence test's runs in a subprocess; make test's
+# workers, in a pytest before the one that runs the equivalence test: proof_verdicts()).
 VERDICTS: dict[str, list[dict]] = {}
+
+
+def proof_verdicts() -> dict[str, list[dict]]:
+    """This run's verdicts at the proof scale: this session's (VERDICTS), and those make test's
+    first pass logged (its workers' tests) in the file WORKBOOK_PROOF_VERDICTS names."""
+    found = {test: list(v) for test, v in VERDICTS.items()}
+    path = os.environ.get("WORKBOOK_PROOF_VERDICTS")
+    if path and os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                v = json.loads(line)
+                found.setdefault(v.pop("test"), []).append(v)
+    return found
 
 
 @pytest.fixture(autouse=True)
@@ -54,7 +153,7 @@ def record_verdicts(request, monkeypatch):
         verdict = {"exercise": report.exercise, "status": report.status,
                    "failed": sorted(r.id for r in report.failed_required())}
         VERDICTS.setdefault(request.node.nodeid, []).append(verdict)
-        if os.environ.get("WORKBOOK_VERDICT_LOG"):
+        if os.environ.get("WORKBOOK_VERDICT_LOG"):  # workers append to one file: one write each
             with open(os.environ["WORKBOOK_VERDICT_LOG"], "a") as f:
                 f.write(json.dumps({"test": request.node.nodeid, **verdict}) + "\n")
         return report

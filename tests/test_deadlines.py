@@ -22,6 +22,7 @@ HANGS = {
 }
 
 
+@pytest.mark.serial  # a 6 s deadline that must end in the upgrade: run alone, after make test's workers
 @pytest.mark.parametrize("case", HANGS)
 def test_a_revision_that_never_finishes_is_stopped_with_a_verdict(tmp_path, case):
     track = make_track(tmp_path, **{"02_column_default": revision(

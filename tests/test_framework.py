@@ -117,6 +117,7 @@ def test_a_stray_draft_is_named_by_every_later_check(tmp_path, after):
         assert "Multiple head revisions" in problem and "alembic merge heads" in problem
 
 
+@pytest.mark.serial  # an 8 s deadline that must end in the expand: run alone, after make test's workers
 def test_a_deploy_that_never_ends_is_stopped_with_one_verdict(tmp_path, capsys):
     """lab.deploy (notebook 07) runs in a child process with a deadline, as a check does: an expand
     that sleeps forever ends there with one sentence, and leaves no scratch copy or backend."""

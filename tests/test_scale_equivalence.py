@@ -13,7 +13,7 @@ import importlib
 
 import pytest
 
-from conftest import VERDICTS
+from conftest import proof_verdicts
 from workbook import manifest
 from workbook.manifest import ROOT
 
@@ -45,10 +45,10 @@ def verdicts_at(scale: str, log, tests) -> dict[str, list[dict]]:
 
 
 def test_every_verdict_is_the_same_at_the_proof_and_the_learning_scale(tmp_path):
-    # This session's own verdicts at the proof scale when it ran the exercise tests (make test
-    # does, before this file): then only the tests that gave one run again, at the learning
-    # scale. Otherwise both scales run here.
-    proof = {t: v for t, v in VERDICTS.items() if t.split("::")[0] in EXERCISE_TESTS}
+    # This run's own verdicts at the proof scale when it ran the exercise tests (make test does,
+    # in workers before this pytest: proof_verdicts): then only the tests that gave one run
+    # again, at the learning scale. Otherwise both scales run here.
+    proof = {t: v for t, v in proof_verdicts().items() if t.split("::")[0] in EXERCISE_TESTS}
     if os.environ.get("WORKBOOK_PROOF_SCALE") or not proof:
         proof = verdicts_at("", tmp_path / "proof.jsonl", EXERCISE_TESTS)
     learning = verdicts_at("learning", tmp_path / "learning.jsonl", sorted(proof))

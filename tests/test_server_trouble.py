@@ -75,6 +75,7 @@ def test_the_learners_own_statement_timeout_stays_their_failure(tmp_path):
     assert "server was busy" not in said
 
 
+@pytest.mark.serial  # a 5 s deadline: run alone, after make test's workers
 @pytest.mark.parametrize("stalled, status", [("copying every finding before the upgrade", base.ERROR),
                                               ("running your upgrade to ex03_data_migration", base.FAILED)])
 def test_a_deadline_outside_the_learners_phases_is_the_servers(stalled, status):
@@ -178,6 +179,7 @@ def test_a_connection_refused_in_the_middle_of_the_replay_is_an_error(server, sh
 
 
 @needs_server
+@pytest.mark.serial  # slot 0, which make test's workers take over a URL, must be free: run alone
 def test_a_check_waits_its_turn_and_its_deadline_starts_after(server, shared, monkeypatch):
     """K = 1 and the test holds the only slot for longer than the check's deadline: the check shows
     the checks ahead of it, waits, and passes once the slot is free."""
