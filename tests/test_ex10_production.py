@@ -249,6 +249,8 @@ def test_the_restore_rehearsal_holds_the_same_rows():
     assert not scratch_left()
 
 
+# serial: it clones the scale-0.01 templates that test_safety.py's `db remove` may drop meanwhile
+@pytest.mark.serial
 def test_workbook_db_rehearse_says_what_came_back():
     small = {"WORKBOOK_SCALE": "0.01"}  # the learner's database, small: the command, not the scale
     assert run_cli("reset", "10", env=small).returncode == 0
@@ -260,6 +262,8 @@ def test_workbook_db_rehearse_says_what_came_back():
     assert not scratch_left()
 
 
+# serial: it builds, then removes, a scale-0.01 template on the 5432 server other workers clone
+@pytest.mark.serial
 @pytest.mark.skipif(not pg15_answers(), reason="no PostgreSQL on 127.0.0.1:5432")
 def test_the_restore_rehearsal_over_database_url_with_the_servers_tools_and_newer_ones(tmp_path):
     """The DATABASE_URL path (PostgreSQL 15 here): its own pg_dump/pg_restore when installed, and the
@@ -330,6 +334,8 @@ def downgrade():
     assert "lock_timeout = 0 (none) in force" in message(report, "no_queue")
 
 
+# serial: it clones the scale-0.01 templates that test_safety.py's `db remove` may drop meanwhile
+@pytest.mark.serial
 def test_the_simulated_application_writes_at_the_smallest_scale():
     # Its inserts once named asset 1, which a copy at 0.01 (a class's tests) need not have: a
     # foreign-key error in every third statement, counted against the deploy.
