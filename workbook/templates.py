@@ -66,7 +66,7 @@ def template_name(revision: str, scale: float | None = None) -> str:
 
 
 def _own_name(revision: str, scale: float) -> str:
-    """A classroom learner's own template: nobody else looks for this name."""
+    """A learner's own template (_private): nobody else looks for this name."""
     mine = hashlib.sha256(prefix().encode()).hexdigest()[:6]
     return f"wbtpl_{revision[:24]}_{fingerprint(revision, scale)}_{mine}"
 
@@ -130,19 +130,37 @@ def ensure_template(revision: str, scale: float | None = None) -> str:
 
 
 def _found(conn: Connection, revision: str, scale: float) -> str | None:
-    """The usable template for `revision`: the shared one or, for a classroom learner, its own."""
+    """The usable template for `revision`: the shared one or, for a learner who needs its own
+    (_private), that one."""
     shared = template_name(revision, scale)
-    if _usable(conn, shared, owner_role()):
+    if not _foreign(conn, shared) and _usable(conn, shared, owner_role()):
         return shared
-    if _learner_in_class(conn) and _usable(conn, _own_name(revision, scale), conn.info.user):
+    if _private(conn, revision, scale) and _usable(conn, _own_name(revision, scale), conn.info.user):
         return _own_name(revision, scale)
     return None
+
+
+def _private(conn: Connection, revision: str, scale: float) -> bool:
+    """True when this session builds templates of its own: a classroom learner, or a role that
+    may not use the shared one (_foreign)."""
+    return _learner_in_class(conn) or _foreign(conn, template_name(revision, scale))
 
 
 def _learner_in_class(conn: Connection) -> bool:
     """In a classroom, a session that cannot act as the templates' owner: a learner."""
     owner = owner_role()
     return owner is not None and not conn.execute("SELECT pg_has_role(%s, 'MEMBER')", (owner,)).fetchone()[0]
+
+
+def _foreign(conn: Connection, name: str) -> bool:
+    """Outside a classroom: the shared template `name` exists and belongs to a role this session
+    is no member of. A copy's tables would be that role's, which this one may not alter
+    ("permission denied for table lead"): two learners of different roles on one server."""
+    if owner_role() is not None:
+        return False
+    row = conn.execute("SELECT pg_has_role(datdba, 'MEMBER') FROM pg_database WHERE datname = %s",
+                       (name,)).fetchone()
+    return row is not None and not row[0]
 
 
 def _usable(conn: Connection, name: str, owner: str | None = None) -> bool:
@@ -161,7 +179,7 @@ def _ensure_locked(conn: Connection, revision: str, scale: float) -> str:
     name = _found(conn, revision, scale)  # another process may have built it while we waited
     if name:
         return name
-    if _learner_in_class(conn):
+    if _private(conn, revision, scale):
         name = _own_name(revision, scale)
         _build(conn, revision, name, None, scale)
     else:
