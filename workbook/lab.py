@@ -307,20 +307,8 @@ def deploy(name: str = "07", track_dir: Path | None = None, deadline: float | No
     runs in a child process stopped at the exercise's deadline (or `deadline` seconds), and
     shows what it is doing on one line while it runs.
     """
-    from workbook import progress, templates
-    from workbook.checks import base, runner
-    from workbook.config import settings
-
-    ex = manifest.get(name)
-    track_dir = Path(track_dir or settings().track_dir)
-    limit = deadline or ex.deadline
-    with progress.shown(f"deploying exercise {ex.number}", progress.here()), \
-            templates.scratch(ex.start) as database:
-        outcome = runner.in_child(_deploy, (ex.id, str(track_dir), database, limit), limit)
-    if outcome.evidence is None:  # stopped at the deadline, or it could not run: one verdict
-        run = {"apps": {}, "timeline": [], "failed": [base._no_evidence(outcome, limit)[1].message]}
-    else:
-        run = outcome.evidence
+    run = _in_child(_deploy, name, track_dir, deadline, "deploying exercise {number}",
+                    {"apps": {}, "timeline": []})
     for error in run["failed"]:
         print(error)
     return run
@@ -355,20 +343,30 @@ def busy_deploy(name: str = "10", track_dir: Path | None = None, deadline: float
     clock), each statement the migration sent (its lock_timeout, whether it waited, the server's
     error) and why the upgrade failed, if it did. In a child process stopped at the deadline.
     """
+    from workbook.checks import ex10_production as ex10
+
+    return _in_child(_busy_deploy, name, track_dir, deadline, "deploying exercise {number} on a busy table",
+                     {"app": {"ops": []}, "windows": [], "log": [], "migration": [0, 0]}, ex10.PROOF_SCALE)
+
+
+def _in_child(work, name: str, track_dir: Path | None, deadline: float | None, doing: str, empty: dict,
+              scale: float | None = None) -> dict:
+    """work(exercise id, track, database, deadline) on a scratch copy of the exercise's start (at
+    `scale`, default the learning scale), in a child process stopped at the deadline, as a check
+    runs, shown as `doing` ({number}: the exercise's); what it returned, or `empty` with the one
+    verdict in "failed" when it gave nothing."""
     from workbook import progress, templates
     from workbook.checks import base, runner
-    from workbook.checks import ex10_production as ex10
     from workbook.config import settings
 
     ex = manifest.get(name)
     track_dir = Path(track_dir or settings().track_dir)
     limit = deadline or ex.deadline
-    with progress.shown(f"deploying exercise {ex.number} on a busy table", progress.here()), \
-            templates.scratch(ex.start, ex10.PROOF_SCALE) as database:
-        outcome = runner.in_child(_busy_deploy, (ex.id, str(track_dir), database, limit), limit)
-    if outcome.evidence is None:
-        return {"app": {"ops": []}, "windows": [], "log": [], "migration": [0, 0],
-                "failed": [base._no_evidence(outcome, limit)[1].message]}
+    with progress.shown(doing.format(number=ex.number), progress.here()), \
+            templates.scratch(ex.start, scale) as database:
+        outcome = runner.in_child(work, (ex.id, str(track_dir), database, limit), limit)
+    if outcome.evidence is None:  # stopped at the deadline, or it could not run: one verdict
+        return {**empty, "failed": [base._no_evidence(outcome, limit)[1].message]}
     return outcome.evidence
 
 
