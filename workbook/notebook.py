@@ -5,7 +5,7 @@ import os
 import sys
 from pathlib import Path
 
-from workbook import classroom, db, hints, manifest, migrate, progress, report, templates, verdicts
+from workbook import db, hints, manifest, migrate, progress, report, templates, verdicts
 from workbook.checks import base
 from workbook.config import settings
 
@@ -126,8 +126,7 @@ def check(name: str) -> None:
     try:
         with progress.shown(f"checking exercise {name}", "notebook" if _in_kernel() else "terminal"):
             result = base.check(name)
-        verdicts.remember(manifest.get(name), result.status, why=verdicts.reason(result))
-        classroom.record(result)
+        verdicts.keep(result)
     except base.WorkbookError as err:
         result = base.error_report(name, err)
     _show(result)

@@ -174,3 +174,12 @@ def remember(ex: manifest.Exercise, status: str, track_dir: Path | None = None, 
             partial.replace(path)  # never a half-written file for the next reader
     except OSError:
         pass  # a cache that cannot be written only costs time
+
+
+def keep(report) -> None:
+    """What follows every verdict, from the CLI, a notebook or progress: remembered here, and
+    recorded in the room when there is one."""
+    from workbook import classroom
+
+    remember(manifest.get(report.exercise), report.status, why=reason(report))
+    classroom.record(report)

@@ -26,6 +26,7 @@ from workbook.config import proof_scale, settings
 from workbook.errors import WorkbookError  # noqa: F401  (re-exported for callers)
 from workbook.manifest import ROOT, Exercise
 from workbook.status import ERROR, FAILED, NOT_ATTEMPTED, PASSED  # noqa: F401  (re-exported)
+from workbook.stubs import is_stub  # noqa: F401  (re-exported for the check modules)
 
 # Who wants to hear what a long check is doing: a callable (phase, learner) installed by a display
 # (workbook.progress) or by the benchmark; learner is True while the learner's own code runs.
@@ -241,17 +242,6 @@ def explain_failure(exc: BaseException, path: Path, verb: str,
     return f"The {verb} failed at {where}: {type(exc).__name__}: {text}. Fix it and run the check again."
 
 
-def is_stub(path: Path) -> bool:
-    """True when upgrade() and downgrade() still do nothing (only pass, docstrings, comments)."""
-    tree = ast.parse(path.read_text(), filename=str(path))
-    bodies = [node.body for node in tree.body
-              if isinstance(node, ast.FunctionDef) and node.name in ("upgrade", "downgrade")]
-    return bool(bodies) and all(
-        all(isinstance(s, ast.Pass) or (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))
-            for s in body)
-        for body in bodies)
-
-
 def declared_ids(path: Path) -> dict:
     """The constants a revision file assigns at module level (revision, down_revision, ...)."""
     found = {}
@@ -404,18 +394,12 @@ def replay_scale(ex: Exercise) -> float:
     return proof_scale(importlib.import_module(ex.check).PROOF_SCALE)
 
 
-def check(name: str, track_dir: Path | str | None = None, deadline: float | None = None) -> Report:
-    """Judge one exercise. Never raises for the learner's mistakes; WorkbookError when it cannot run.
-
-    The replay runs in a child process and stops at the exercise's deadline (the manifest's,
-    or `deadline` seconds); its phases reach this process's listener as they start.
-    """
-    ex = manifest.get(name)
-    track_dir = Path(track_dir) if track_dir else settings().track_dir
+def unplayed(ex: Exercise, track_dir: Path) -> Report | None:
+    """The verdict that needs no replay and no database: a file that does not load or does not fit
+    the history (FAILED), or the untouched stub (NOT ATTEMPTED). None when the answer must be replayed."""
     module = importlib.import_module(ex.check)
     path = ex.path(track_dir)
     report = lambda status, results: Report(ex.id, ex.title, status, results, relative(path))  # noqa: E731
-
     problem = next(filter(None, (preflight(part, track_dir) for part in ex.parts())), None)
     if problem:
         return report(FAILED, [Result("loads", "The file loads and fits the revision history.", True,
@@ -426,6 +410,22 @@ def check(name: str, track_dir: Path | str | None = None, deadline: float | None
         hint = (f"Not attempted yet: {relative(path)} is still the stub. Start with "
                 f"`workbook hint {ex.number}` (in a notebook: hint(\"{ex.number}\")).")
         return report(NOT_ATTEMPTED, [_result(c, NOT_ATTEMPTED, hint) for c in module.CRITERIA])
+    return None
+
+
+def check(name: str, track_dir: Path | str | None = None, deadline: float | None = None) -> Report:
+    """Judge one exercise. Never raises for the learner's mistakes; WorkbookError when it cannot run.
+
+    The replay runs in a child process and stops at the exercise's deadline (the manifest's,
+    or `deadline` seconds); its phases reach this process's listener as they start.
+    """
+    ex = manifest.get(name)
+    track_dir = Path(track_dir) if track_dir else settings().track_dir
+    settled = unplayed(ex, track_dir)
+    if settled:
+        return settled
+    module = importlib.import_module(ex.check)
+    report = lambda status, results: Report(ex.id, ex.title, status, results, relative(ex.path(track_dir)))  # noqa: E731
 
     limit = deadline or ex.deadline
     try:
