@@ -30,6 +30,7 @@ import os
 import re
 import secrets
 import sys
+import time
 from pathlib import Path
 
 import psycopg
@@ -321,10 +322,21 @@ def record(report) -> None:
         if not url:
             return
         failed = report.failed_required() if report.status == "failed" else []
-        with psycopg.connect(url, connect_timeout=3, options="-c statement_timeout=3000",
-                             application_name="workbook record", autocommit=True) as conn:
-            conn.execute("INSERT INTO results (exercise, status, criterion, message) VALUES (%s, %s, %s, %s)",
-                         (report.exercise[:2], report.status, failed[0].id if failed else None,
-                          (failed[0].message if failed else "")[:MESSAGE_MAX]))
+        row = (report.exercise[:2], report.status, failed[0].id if failed else None,
+               (failed[0].message if failed else "")[:MESSAGE_MAX])
+        # A role at its CONNECTION LIMIT right after a check: the check's own sessions are still
+        # closing on the server, so a slot frees within a moment (53300, "too many connections for
+        # role"). Three tries, 1.5 s of waiting.
+        for wait in (0.5, 1.0, None):
+            try:
+                with psycopg.connect(url, connect_timeout=3, options="-c statement_timeout=3000",
+                                     application_name="workbook record", autocommit=True) as conn:
+                    conn.execute("INSERT INTO results (exercise, status, criterion, message) "
+                                 "VALUES (%s, %s, %s, %s)", row)
+                return
+            except psycopg.OperationalError as exc:  # refused at login: libpq gives no SQLSTATE
+                if wait is None or "too many connections" not in str(exc):
+                    raise
+                time.sleep(wait)
     except Exception:  # noqa: BLE001  (recording is a courtesy to the instructor, never a failure)
         pass
