@@ -71,7 +71,7 @@ def tools(server: int, bin_dir: Path | str | None = None) -> dict[str, tuple[str
 
 
 def conninfo(database: str) -> str:
-    return sa.engine.make_url(db.url(database)).set(drivername="postgresql").render_as_string(hide_password=False)
+    return db.libpq_url(db.url(database))
 
 
 def server_major(database: str) -> int:

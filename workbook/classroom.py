@@ -309,8 +309,7 @@ def _my_room() -> str | None:
         with db.admin() as conn:
             m = marks.of(conn, db.ensure_ready().learner_database)[1] or {}
         where = m.get("classroom") if m.get("kind") == "learner" else None
-        _rooms[s.database_url] = where and db.ensure_ready().server_url(where).set(
-            drivername="postgresql").render_as_string(hide_password=False)
+        _rooms[s.database_url] = where and db.libpq_url(db.ensure_ready().server_url(where))
     return _rooms[s.database_url]
 
 

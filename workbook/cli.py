@@ -154,8 +154,10 @@ def _print_url(b) -> None:
 
     SQLAlchemy reads postgresql:// as "use psycopg2", which the workbook does not install; libpq
     (psql, psycopg) refuses a +driver. One URL cannot serve both, so each is named."""
+    from workbook import db
+
     u = b.server_url(b.learner_database)
-    print(u.set(drivername="postgresql").render_as_string(hide_password=False))
+    print(db.libpq_url(u))
     print(f"  (the line above is for psql and libpq; SQLAlchemy, as in create_engine or %sql, needs "
           f"{u.render_as_string(hide_password=False)})", file=sys.stderr)
 

@@ -286,7 +286,7 @@ def rename_under_load(database: str, sql: str) -> dict:
     """
     from workbook import app
 
-    url = db.engine(database).url.set(drivername="postgresql").render_as_string(hide_password=False)
+    url = db.libpq_url(db.engine(database).url)
     top = query("SELECT max(id) FROM finding", database)[0][0]  # any WORKBOOK_SCALE
     clock = time.monotonic()
     old = app.App(url, "old", "title", app.spread(top), clock=clock).start()
@@ -326,7 +326,7 @@ def _deploy(exercise_id: str, track_dir: str, database: str, deadline: float) ->
     eng = up.engine()  # its statement_timeout: a backstop should the kill not reach the server
     try:
         with eng.connect() as conn:
-            url = eng.url.set(drivername="postgresql").render_as_string(hide_password=False)
+            url = db.libpq_url(eng.url)
             ex07.deploy(up, down, conn, url)  # the applications' rows come from the data
     finally:
         eng.dispose()
@@ -461,9 +461,8 @@ def pg_dump_schema(database: str) -> str:
     found = next((c for c in candidates if c and Path(c).exists() and major(c) == server), None)
     if found is None:
         return f"No pg_dump of PostgreSQL {server} is installed here."
-    u = sa.engine.make_url(db.url(database)).set(drivername="postgresql")
-    done = subprocess.run([found, "--schema-only", "--no-owner", "--no-privileges", "-d",
-                           u.render_as_string(hide_password=False)], capture_output=True, text=True, timeout=60)
+    done = subprocess.run([found, "--schema-only", "--no-owner", "--no-privileges", "-d", db.libpq_url(db.url(database))],
+                          capture_output=True, text=True, timeout=60)
     if done.returncode:
         return f"pg_dump failed: {done.stderr.strip()}"
     return "\n".join(line for line in done.stdout.splitlines()

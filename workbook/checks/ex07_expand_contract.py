@@ -50,7 +50,7 @@ import time
 
 import sqlalchemy as sa
 
-from workbook import app, models, schema
+from workbook import app, db, models, schema
 from workbook.checks import common, statement_log
 from workbook.checks.base import Evidence, Incorrect, Replay, Step, criterion, is_stub, phase, relative
 from workbook.checks.ex05_constraints import PROVED, read_under_lock
@@ -100,7 +100,7 @@ def gather(r: Replay) -> Evidence:
     # The same replay, naming each revision's own file when one fails.
     up, down = (Replay(part, r.track_dir, r.database, r.explain, ev, r.statement_timeout) for part in (expand, contract))
     eng = r.engine()
-    url = eng.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    url = db.libpq_url(eng.url)
     with eng.connect() as conn:
         phase("fingerprinting every finding's title")
         for stmt in PROBE.split(";"):

@@ -40,7 +40,7 @@ import sqlalchemy as sa
 
 from workbook import app, db, locks, schema
 from workbook.checks import common, lint, statement_log
-from workbook.checks.base import Evidence, Incorrect, Replay, Step, criterion, is_stub, phase
+from workbook.checks.base import Evidence, Incorrect, Replay, Step, criterion, is_stub
 from workbook.checks.ex05_constraints import read_under_lock
 
 PROOF_SCALE = 0.1  # why: the module's docstring
@@ -105,7 +105,7 @@ def busy(r: Replay) -> None:
     """The upgrade under the application, with another session holding a lock twice (module docstring)."""
     ev = r.evidence
     eng = _engine(r.database, r)
-    url = eng.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    url = db.libpq_url(eng.url)
     log: list[dict] = []
     ev.busy_log, ev.windows, ev.windows_skipped = log, [], None
     state = {"window": 0, "through": False, "running": True}
@@ -210,7 +210,7 @@ def cancelled(r: Replay, database: str) -> None:
     """Cancel the upgrade during its concurrent build, then run it again."""
     ev = r.evidence
     eng = _engine(database, r)
-    url = eng.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    url = db.libpq_url(eng.url)
     try:
         with eng.connect() as mig, psycopg.connect(url, autocommit=True) as watcher:
             pid = mig.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()

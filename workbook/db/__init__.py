@@ -46,6 +46,14 @@ def url(database: str | None = None) -> str:
     return b.server_url(database or b.learner_database).render_as_string(hide_password=False)
 
 
+def libpq_url(u) -> str:
+    """A SQLAlchemy URL (or its text) as libpq reads it (psql, psycopg, pg_dump): without the
+    +driver, which libpq refuses, and with the password."""
+    import sqlalchemy as sa
+
+    return sa.engine.make_url(u).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
 def display(u) -> str:
     """A URL to show a person: the password replaced by ***."""
     import sqlalchemy as sa

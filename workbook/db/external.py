@@ -58,7 +58,9 @@ class FromURL:
 
     def conninfo(self, database: str) -> str:
         """libpq reads the same URL (percent-escapes and ?host=... included) without the driver."""
-        return self.server_url(database).set(drivername="postgresql").render_as_string(hide_password=False)
+        from workbook.db import libpq_url
+
+        return libpq_url(self.server_url(database))
 
     def start(self) -> None:
         pass  # not ours to start
