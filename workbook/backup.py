@@ -83,17 +83,21 @@ def server_major(database: str) -> int:
         eng.dispose()
 
 
-def fingerprints(database: str) -> dict[str, tuple[int, str]]:
-    """Per table: (rows, the sum of a 64-bit hash of every row's text). Order-free, so it needs no
+def fingerprint_sql(table: str) -> str:
+    """A table's (rows, the sum of a 64-bit hash of every row's text). Order-free, so it needs no
     sort and no memory for a million rows; equal fingerprints, the same rows (a chance collision
     aside)."""
+    return f"SELECT count(*), coalesce(sum(hashtextextended(t::text, 0)), 0)::text FROM {table} AS t"
+
+
+def fingerprints(database: str) -> dict[str, tuple[int, str]]:
+    """Every table's fingerprint (fingerprint_sql)."""
     eng = db.engine(database)
     try:
         with eng.connect() as conn:
             out = {}
             for (table,) in conn.execute(sa.text(TABLES)).all():
-                n, h = conn.execute(sa.text(
-                    f"SELECT count(*), coalesce(sum(hashtextextended(t::text, 0)), 0)::text FROM {table} AS t")).one()
+                n, h = conn.execute(sa.text(fingerprint_sql(table))).one()
                 out[table] = (int(n), h)
             return out
     finally:

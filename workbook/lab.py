@@ -107,7 +107,9 @@ def relfilenode(table: str, database: str | None = None) -> int:
 
 def checksum(table: str, database: str | None = None) -> str:
     """A fingerprint of every row of `table` (order does not matter): equal means same data."""
-    value = query(f"SELECT sum(hashtextextended(t::text, 0)) FROM {table} AS t", database)[0][0]
+    from workbook import backup
+
+    value = query(backup.fingerprint_sql(table), database)[0][1]
     return format(int(value) % 16**12, "012x")
 
 
