@@ -118,7 +118,7 @@ class App:
             return
         self.errors += 1
         if self.first_error is None:
-            self.first_error = str(exc).strip().splitlines()[0]
+            self.first_error = first_line(exc)
 
     def result(self) -> dict:
         """What this instance saw, as plain data (a check's evidence crosses a process boundary)."""
