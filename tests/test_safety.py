@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from conftest import run_cli
 from workbook import db, manifest, marks, templates
+from workbook.checks import base
 from workbook.manifest import ROOT
 
 SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
@@ -276,9 +277,10 @@ def test_an_interrupt_between_copy_and_mark_leaves_no_copy(monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    templates.ensure_template("baseline")  # built first: only the copy is interrupted
+    scale = base.replay_scale(manifest.get("01"))  # any chain; this one the checks build anyway
+    templates.ensure_template("baseline", scale)  # built first: only the copy is interrupted
     monkeypatch.setattr(marks, "mark", interrupted)
-    with pytest.raises(KeyboardInterrupt), templates.scratch("baseline"):
+    with pytest.raises(KeyboardInterrupt), templates.scratch("baseline", scale):
         pass
     monkeypatch.undo()
     with db.admin() as conn:

@@ -1,9 +1,9 @@
 """checks.statement_log: each statement's locks and reads, exactly, from the server itself."""
 import pytest
 
-from conftest import make_track, revision
+from conftest import make_track, revision, rows
 from workbook import manifest, templates
-from workbook.checks import statement_log
+from workbook.checks import base, statement_log
 from workbook.checks.base import Replay
 
 TABLES, BUSY = ["lead", "finding", "asset"], ["lead", "finding"]
@@ -13,7 +13,7 @@ def replayed(tmp_path, upgrade: str) -> list[dict]:
     """The statement log of an upgrade written in exercise 5's place, on a copy of its start."""
     ex = manifest.get("05")
     track = make_track(tmp_path, **{"05_constraints": revision(ex.revision, ex.down_revision, upgrade, "pass")})
-    with templates.scratch(ex.start) as database:
+    with templates.scratch(ex.start, base.replay_scale(ex)) as database:
         r = Replay(ex, track, database)
         eng = r.engine()
         with eng.connect() as mig, eng.connect() as writer, eng.connect() as watcher:
@@ -39,20 +39,21 @@ def test_each_statement_is_charged_its_own_reads_index_only_scans_included(tmp_p
             op.execute("VACUUM finding")
             op.execute("ALTER TABLE finding ADD CONSTRAINT fk_finding_asset_id FOREIGN KEY (asset_id) REFERENCES asset")
         """)
+    n = rows("05")
     # The UPDATE's scan stays its own: nothing of it (or of the writer's) lands on the ADD after it.
-    assert entry(log, "UPDATE lead")["read"] == {"lead": 100_000}
+    assert entry(log, "UPDATE lead")["read"] == {"lead": n["lead"]}
     add = entry(log, "ALTER TABLE lead ADD CONSTRAINT")
     assert add["read"] == {} and ("lead", "AccessExclusiveLock") in add["locks"]
     assert add["changes"] == [("constraint ck_lead_company_not_null", "c not valid")]
     validate = entry(log, "ALTER TABLE lead VALIDATE")
-    assert validate["read"] == {"lead": 100_000} and validate["read_via"] == {}
+    assert validate["read"] == {"lead": n["lead"]} and validate["read_via"] == {}
     assert validate["changes"] == [("constraint ck_lead_company_not_null", "c valid")]
     assert validate["gone"] == [("constraint ck_lead_company_not_null", "c not valid")]
     # With the index there (and the table all-visible), the foreign key's check reads the whole
     # index and not one row of the table: it counts all the same.
     fk = entry(log, "ALTER TABLE finding ADD CONSTRAINT fk_finding_asset_id")
-    assert fk["read"]["finding"] >= 1_000_000 and fk["read_via"] == {"finding": ["ix_finding_asset_id"]}
-    found = statement_log.read_under_lock(log, {"lead": 100_000, "finding": 1_000_000}, 0.10)
+    assert fk["read"]["finding"] >= n["finding"] and fk["read_via"] == {"finding": ["ix_finding_asset_id"]}
+    found = statement_log.read_under_lock(log, {"lead": n["lead"], "finding": n["finding"]}, 0.10)
     assert [(f["entry"]["sql"][:40], f["lock"]) for f in found] == [
         (fk["sql"][:40], ("finding", "ShareRowExclusiveLock"))]
 
@@ -70,9 +71,10 @@ def test_a_validate_in_the_add_s_transaction_reads_under_the_add_s_lock(tmp_path
     set_not_null = entry(log, "ALTER TABLE lead ALTER COLUMN company SET NOT NULL")
     assert set_not_null["read"] == {} and set_not_null["changes"] == [("not null lead.company", "not null")]
     assert any("sufficient to prove" in n for n in set_not_null["notices"])
-    (found,) = statement_log.read_under_lock(log, {"lead": 100_000}, 0.10)
+    n = rows("05")
+    (found,) = statement_log.read_under_lock(log, {"lead": n["lead"]}, 0.10)
     assert found["entry"] is entry(log, "ALTER TABLE lead VALIDATE")
-    assert found["n"] == 100_000 and found["lock"] == ("lead", "AccessExclusiveLock") and found["inherited"]
+    assert found["n"] == n["lead"] and found["lock"] == ("lead", "AccessExclusiveLock") and found["inherited"]
     assert found["taken_by"] is entry(log, "ALTER TABLE lead ADD CONSTRAINT")
     assert "every query on lead, reads included, would wait about" in statement_log.stall(found["entry"], found["lock"])
 

@@ -22,19 +22,20 @@ from workbook.config import settings
 
 
 def autogenerate(name: str = "06", track_dir: Path | None = None, metadata: sa.MetaData | None = None,
-                 message: str = "draft") -> str:
+                 message: str = "draft", scale: float | None = None) -> str:
     """The revision file autogenerate writes for exercise `name` (its text), following the exercise's start.
 
     Runs on a scratch copy of the start, so the draft's down_revision is the one the exercise's
     file has. `metadata` replaces the track's models as target_metadata (an empty MetaData, for
     example). With the track's own models, an empty draft is explained: the models are unedited.
+    `scale` picks the copy's template chain (the learning scale by default): rows change nothing here.
     """
     from alembic import command
 
     ex = manifest.get(name)
     track_dir = Path(track_dir or settings().track_dir)
     empty = []
-    with tempfile.TemporaryDirectory() as tmp, templates.scratch(ex.start) as database:
+    with tempfile.TemporaryDirectory() as tmp, templates.scratch(ex.start, scale) as database:
         track = _cut(track_dir, Path(tmp), after=ex.down_revision)
         cfg = migrate.alembic_config(track)
         if metadata is not None:
