@@ -110,12 +110,31 @@ def pytest_sessionfinish(session):
                 print(f"\n{other}'s databases were not removed: {proc.stdout}{proc.stderr}")
 
 
+EQUIVALENCE = "tests/test_scale_equivalence.py"
+
+
 def pytest_collection_modifyitems(items):
     for item in items:
         if item.path.suffix == ".ipynb":
             item.add_marker(pytest.mark.full)
         elif not any(item.get_closest_marker(m) for m in ("unit", "full")):
             item.add_marker(pytest.mark.db)
+    # The other layers first (the serial tests alone on the machine), then the full layer, the
+    # scale-equivalence test last: its learning-scale run starts with the first full test.
+    items.sort(key=lambda i: (i.get_closest_marker("full") is not None, i.nodeid.startswith(EQUIVALENCE)))
+
+
+def pytest_runtest_setup(item):
+    if item.get_closest_marker("full") and not item.nodeid.startswith(EQUIVALENCE):
+        equivalence = sys.modules.get("test_scale_equivalence")
+        if equivalence is not None and any(i.nodeid.startswith(EQUIVALENCE) for i in item.session.items):
+            equivalence.start_early()
+
+
+def pytest_unconfigure(config):
+    equivalence = sys.modules.get("test_scale_equivalence")
+    if equivalence is not None:
+        equivalence.stop_early()  # a run cut short leaves no learning-scale run behind
 
 
 @pytest.fixture(autouse=True)
