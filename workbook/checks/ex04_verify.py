@@ -145,7 +145,7 @@ def chain_copy(tmp: Path, name: str, plant: Callable[[Path], None] | None = None
 
 
 def gather(r: Replay) -> Evidence:
-    """The correct chain and the mutants run at once, three at a time, forked from one zygote;
+    """The correct chain and the mutants run at once, all six, forked from one zygote;
     the mutants' runs count only if the tests pass on the correct chain, and are stopped as
     soon as they do not."""
     ev = r.evidence
@@ -171,8 +171,9 @@ def _run_all(r: Replay, tmp: Path, zygote: Zygote) -> dict:
         return result
 
     phase(f"running your tests on the correct chain and {len(chains)} with planted bugs", learner=True)
-    # Three at a time: each run spends part of its time waiting on PostgreSQL.
-    with ThreadPoolExecutor(max_workers=3) as pool:
+    # All at once: the runs differ in length (a mutant's run stops at its first failing test),
+    # and three at a time left the last long run alone on the machine at the end.
+    with ThreadPoolExecutor(max_workers=len(chains) + 1) as pool:
         correct = pool.submit(run, correct_chain, False)
         mutants = [pool.submit(run, chain, True) for chain in chains]
         found = {"correct": correct.result()}
