@@ -20,8 +20,15 @@ import threading
 
 # Not pytest-alembic nor workbook.testing: pytest rewrites a plugin's asserts only if it
 # imports the plugin itself, and the learner's failure messages come from those asserts.
+# The rest is what every run imported in its child all the same: pytest's built-in plugins,
+# the ORM (pytest-alembic's experimental tests), the workbook's modules the fixtures and the
+# chain's models.py use.
 PRELOAD = ["pytest", "_pytest.junitxml", "sqlalchemy", "sqlalchemy.dialects.postgresql", "psycopg",
-           "alembic.command", "alembic.autogenerate"]
+           "alembic.command", "alembic.autogenerate", "alembic.config", "alembic.migration",
+           "sqlalchemy.orm", "sqlalchemy.ext.asyncio", "unittest", "pdb", "readline", "faulthandler",
+           "logging.config", "workbook.db.embedded",
+           "workbook.checks.ex04_verify", "workbook.db", "workbook.migrate", "workbook.models",
+           "workbook.schema", "workbook.templates"]
 
 
 class Gone(Exception):
@@ -120,14 +127,20 @@ def serve() -> None:
     One thread only: it waits for stdin and reaps ended children in turn (select with a short
     timeout), so every fork happens in a single-threaded process.
     """
+    import gc
     import importlib
     import select
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for name in PRELOAD:
+        import _pytest.config
+
+        for name in PRELOAD + [f"_pytest.{p}" for p in _pytest.config.default_plugins]:
             importlib.import_module(name)
+    # What was imported stays put: a child's garbage collections (pytest runs some at its end)
+    # then neither scan it nor touch its pages, which forking shares until they are written.
+    gc.freeze()
     running, buffer, open_ = set(), b"", True
 
     def say(text: str) -> None:

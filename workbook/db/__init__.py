@@ -62,18 +62,21 @@ def display(u) -> str:
     return u.set(drivername=u.get_backend_name()).render_as_string(hide_password=True)
 
 
-def engine(database: str | None = None, statement_timeout: float | None = None) -> Engine:
+def engine(database: str | None = None, statement_timeout: float | None = None,
+           pooled: bool = False) -> Engine:
     """An engine without a pool, so no idle session keeps a database from being cloned or dropped.
 
     statement_timeout (seconds) bounds every statement of its sessions unless they SET another.
+    pooled: keep its connections open (SQLAlchemy's default pool) until engine.dispose(), for a
+    caller that connects many times and disposes of it before anyone clones or drops the database.
     """
     import sqlalchemy as sa
     from sqlalchemy.pool import NullPool
 
     b = ensure_ready()
     args = {"options": f"-c statement_timeout={int(statement_timeout * 1000)}"} if statement_timeout else {}
-    return sa.create_engine(b.server_url(database or b.learner_database), poolclass=NullPool,
-                            connect_args=args)
+    return sa.create_engine(b.server_url(database or b.learner_database), connect_args=args,
+                            **({} if pooled else {"poolclass": NullPool}))
 
 
 @contextlib.contextmanager
