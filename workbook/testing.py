@@ -63,8 +63,9 @@ def alembic_engine() -> Iterator[Engine]:
     Empty, not a copy of the seeded data: pytest-alembic migrates from base, and a test that
     needs rows inserts them (alembic_runner.insert_into). A pool: pytest-alembic connects for
     every step (some 25 times a test), and a new session costs the server a process of its own;
-    disposed of before the drop, so the drop finds nobody connected. It is marked as a scratch copy owned by this process, so one left behind by a
-    test run that was killed is removed by the next check or reset.
+    disposed of before the drop, so the drop finds nobody connected. It is marked as a scratch
+    copy owned by this process, so one left behind by a test run that was killed is removed by
+    the next check or reset.
     """
     empty = lambda conn, name: conn.execute(f"CREATE DATABASE {q(name)} TEMPLATE template0")  # noqa: E731
     with templates.created(empty) as name:
