@@ -27,6 +27,7 @@ from workbook.manifest import ROOT
 
 def pytest_configure(config):
     os.environ.update(worker_environment(os.environ.get("PYTEST_XDIST_WORKER")))
+    config.pluginmanager.register(EarlyLearningRun())
 
 
 def worker_environment(worker: str | None) -> dict[str, str]:
@@ -124,11 +125,16 @@ def pytest_collection_modifyitems(items):
     items.sort(key=lambda i: (i.get_closest_marker("full") is not None, i.nodeid.startswith(EQUIVALENCE)))
 
 
-def pytest_runtest_setup(item):
-    if item.get_closest_marker("full") and not item.nodeid.startswith(EQUIVALENCE):
-        equivalence = sys.modules.get("test_scale_equivalence")
-        if equivalence is not None and any(i.nodeid.startswith(EQUIVALENCE) for i in item.session.items):
-            equivalence.start_early()
+class EarlyLearningRun:
+    """A plugin, not a conftest hook: this conftest's hooks see only the items under tests/, and
+    the notebooks may be the first full items."""
+
+    @staticmethod
+    def pytest_runtest_setup(item):
+        if item.get_closest_marker("full") and not item.nodeid.startswith(EQUIVALENCE):
+            equivalence = sys.modules.get("test_scale_equivalence")
+            if equivalence is not None and any(i.nodeid.startswith(EQUIVALENCE) for i in item.session.items):
+                equivalence.start_early()
 
 
 def pytest_unconfigure(config):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -94,6 +95,7 @@ def test_every_verdict_is_the_same_at_the_proof_and_the_learning_scale(tmp_path)
     # (start_early) when this run already has their proof-scale verdicts; otherwise both scales here.
     if "proc" in EARLY:
         proof, learning = EARLY["proof"], verdicts_of(EARLY["proc"], EARLY["log"])
+        shutil.rmtree(EARLY["log"].parent, ignore_errors=True)
     else:
         proof = logged_proof()
         if not proof:
