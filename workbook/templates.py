@@ -283,10 +283,10 @@ def reset(exercise: manifest.Exercise) -> dict:
         from workbook import sqlite_track
 
         return sqlite_track.reset()
-    template = ensure_template(exercise.start)
     backend = db.ensure_ready()
     name = backend.learner_database
-    with db.admin() as conn:
+    with db.admin() as conn:  # one connection, unless the template must be built first
+        template = _found(conn, exercise.start, settings().scale) or ensure_template(exercise.start)
         old = guard(conn, backend, name)
         drop(conn, name)
         clone(conn, template, name)
