@@ -129,6 +129,12 @@ def ensure_template(revision: str, scale: float | None = None) -> str:
             conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (BUILD_LOCK,))
 
 
+def built(revision: str, scale: float | None = None) -> str | None:
+    """The template for `revision` at `scale` if it exists already, else None: nothing is built."""
+    with db.admin() as conn:
+        return _found(conn, revision, settings().scale if scale is None else scale)
+
+
 def _found(conn: Connection, revision: str, scale: float) -> str | None:
     """The usable template for `revision`: the shared one or, for a learner who needs its own
     (_private), that one."""
@@ -277,10 +283,10 @@ def reset(exercise: manifest.Exercise) -> dict:
         from workbook import sqlite_track
 
         return sqlite_track.reset()
-    template = ensure_template(exercise.start)
     backend = db.ensure_ready()
     name = backend.learner_database
-    with db.admin() as conn:
+    with db.admin() as conn:  # one connection, unless the template must be built first
+        template = _found(conn, exercise.start, settings().scale) or ensure_template(exercise.start)
         old = guard(conn, backend, name)
         drop(conn, name)
         clone(conn, template, name)

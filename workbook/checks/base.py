@@ -389,6 +389,61 @@ def _scratches(ex: Exercise):
     return templates.scratches(ex.start, copies, replay_scale(ex))
 
 
+def _copy_early(module, path: Path) -> bool:
+    """Whether to start the replay's copies before preflight: when there will be copies, the
+    answer is not the stub (whose verdict needs none), and no queue decides when they are made."""
+    if not getattr(module, "COPIES", 1) or admission.queued():
+        return False
+    try:
+        return module.attempted(path) is not False
+    except Exception:  # a file that does not load: preflight says why, and no copy is needed
+        return False
+
+
+class _Copies:
+    """The replay's copies (_scratches), made in a thread while this process loads the learner's
+    history (preflight) when `early`: the server copies files while Python reads them.
+
+    Early, only a built template is copied: a first build waits for a replay that needs it.
+    """
+
+    def __init__(self, ex: Exercise, early: bool):
+        self.ex, self.box, self.thread = ex, {}, None
+        if early:
+            self.thread = threading.Thread(target=self._make, daemon=True)
+            self.thread.start()
+
+    def _make(self) -> None:
+        try:
+            if templates.built(self.ex.start, replay_scale(self.ex)):
+                made = _scratches(self.ex)
+                self.box["databases"] = made.__enter__()
+                self.box["made"] = made
+        except BaseException as exc:  # raised in made(), in the caller's thread
+            self.box["error"] = exc
+
+    @contextlib.contextmanager
+    def made(self):
+        """The databases: the early ones, or made now (and dropped at the end of the block)."""
+        if self.thread is not None:
+            self.thread.join()
+        if "error" in self.box:
+            raise self.box.pop("error")
+        if "databases" in self.box:
+            yield self.box["databases"]
+        else:
+            with _scratches(self.ex) as databases:
+                yield databases
+
+    def close(self) -> None:
+        """Drop the early copies, used or not; once."""
+        if self.thread is not None:
+            self.thread.join()
+        made = self.box.pop("made", None)
+        if made is not None:
+            made.__exit__(None, None, None)
+
+
 def replay_scale(ex: Exercise) -> float:
     """The data scale `ex`'s check replays at: its module's PROOF_SCALE, or WORKBOOK_PROOF_SCALE."""
     return proof_scale(importlib.import_module(ex.check).PROOF_SCALE)
@@ -421,22 +476,29 @@ def check(name: str, track_dir: Path | str | None = None, deadline: float | None
     """
     ex = manifest.get(name)
     track_dir = Path(track_dir) if track_dir else settings().track_dir
-    settled = unplayed(ex, track_dir)
-    if settled:
-        return settled
     module = importlib.import_module(ex.check)
-    report = lambda status, results: Report(ex.id, ex.title, status, results, relative(ex.path(track_dir)))  # noqa: E731
+    path = ex.path(track_dir)
+    report = lambda status, results: Report(ex.id, ex.title, status, results, relative(path))  # noqa: E731
 
-    limit = deadline or ex.deadline
+    copies = _Copies(ex, _copy_early(module, path))
     try:
-        # On a shared server, wait for a turn first: the deadline starts after it, in the runner.
-        with admission.admitted(phase), \
-                _scratches(ex) as databases:
-            outcome = runner.gather(ex, track_dir, databases, limit)
-    except WorkbookError as err:  # db.explained keeps the server's own error as the context
-        if err.__context__ is None or not server_trouble(err.__context__) or unreachable(err.__context__):
-            raise  # a server that is not there is no busy one: its message says what to do
-        return report(ERROR, _not_judged(busy_message(first_line(err.__context__)), module))
+        settled = unplayed(ex, track_dir)
+        if settled:
+            return settled
+        limit = deadline or ex.deadline
+        try:
+            # On a shared server, wait for a turn first: the deadline starts after it, in the runner.
+            with admission.admitted(phase), \
+                    copies.made() as databases:
+                outcome = runner.gather(ex, track_dir, databases, limit)
+            copies.close()
+        except WorkbookError as err:  # db.explained keeps the server's own error as the context
+            if err.__context__ is None or not server_trouble(err.__context__) or unreachable(err.__context__):
+                raise  # a server that is not there is no busy one: its message says what to do
+            return report(ERROR, _not_judged(busy_message(first_line(err.__context__)), module))
+    finally:
+        with contextlib.suppress(WorkbookError):  # a verdict without a replay needs no server
+            copies.close()  # an early copy nobody used; one left behind is swept (templates.sweep)
 
     if outcome.evidence is None:
         status, first = _no_evidence(outcome, limit)

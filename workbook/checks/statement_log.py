@@ -114,8 +114,14 @@ def replay(r: Replay, mig, writer, watcher, verb: str, target: str,
     def query(sql: str, *args) -> list[tuple]:
         return raw.execute(sql, args).fetchall()
 
-    def reading() -> dict[tuple[str, str, bool], int]:
-        return {(t, rel, own): int(n) for t, rel, own, n in query(_READ, tables)}
+    def queries(*asked: tuple) -> list[list[tuple]]:
+        """Several (sql, *args) in one round trip (a pipeline): the server runs them in this order."""
+        with raw.pipeline():
+            cursors = [raw.execute(sql, args) for sql, *args in asked]
+        return [c.fetchall() for c in cursors]
+
+    def counted(rows: list[tuple]) -> dict[tuple[str, str, bool], int]:
+        return {(t, rel, own): int(n) for t, rel, own, n in rows}
 
     def write(held: set) -> None:
         with guard:
@@ -142,9 +148,10 @@ def replay(r: Replay, mig, writer, watcher, verb: str, target: str,
     def before(conn, cursor, statement, parameters, context, executemany):
         held = set(query(_OWN, busy))
         write(held)
-        (lock_timeout, statement_timeout), = query(_TIMEOUTS)
-        log.append({"sql": " ".join(statement.split()), "read_before": reading(), "held_before": held,
-                    "locks": set(held), "waited": set(), "catalog": set(query(_CATALOG, tables, tables, tables)),
+        [(lock_timeout, statement_timeout)], read, catalog = queries(
+            (_TIMEOUTS,), (_READ, tables), (_CATALOG, tables, tables, tables))
+        log.append({"sql": " ".join(statement.split()), "read_before": counted(read), "held_before": held,
+                    "locks": set(held), "waited": set(), "catalog": set(catalog),
                     "notices": [], "read": {}, "read_via": {}, "changes": [], "gone": [],
                     "lock_timeout": lock_timeout, "statement_timeout": statement_timeout,
                     "waited_ms": 0.0, "start": time.perf_counter()})
@@ -152,10 +159,12 @@ def replay(r: Replay, mig, writer, watcher, verb: str, target: str,
     def after(conn, cursor, statement, parameters, context, executemany):
         entry = log[-1]
         entry["ms"] = (time.perf_counter() - entry.pop("start")) * 1000
-        entry["locks"] |= set(query(_OWN, busy))
-        entry["lock_timeout_after"] = query(_TIMEOUTS)[0][0]
-        _reads(entry, entry.pop("read_before"), reading())
-        catalog, earlier = set(query(_CATALOG, tables, tables, tables)), entry.pop("catalog")
+        own, timeouts, read, catalog = queries(
+            (_OWN, busy), (_TIMEOUTS,), (_READ, tables), (_CATALOG, tables, tables, tables))
+        entry["locks"] |= set(own)
+        entry["lock_timeout_after"] = timeouts[0][0]
+        _reads(entry, entry.pop("read_before"), counted(read))
+        catalog, earlier = set(catalog), entry.pop("catalog")
         entry["changes"], entry["gone"] = sorted(catalog - earlier), sorted(earlier - catalog)
 
     def watch() -> None:
