@@ -124,9 +124,14 @@ def unmerged() -> set[str]:
     they arrived, and its own revision (the stub follows their parent too), or the last revision
     after it (exercise 10's follows the merge, so the merge's line ends there). Other exercises'
     checks replay only up to their own revision, so these heads are no problem of theirs."""
-    order = [p.revision for p in revisions()]
     return {rev for ex in exercises() if ex.merges
-            for rev in (*ex.down_revision, *order[order.index(ex.revision):])}
+            for rev in (*ex.down_revision, ex.revision, *after(ex.revision))}
+
+
+def after(revision: str) -> list[str]:
+    """The course's revisions after `revision`, in the manifest's order."""
+    order = [p.revision for p in revisions()]
+    return order[order.index(revision) + 1:]
 
 
 def ancestors(revision: str) -> set[str]:

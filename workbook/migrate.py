@@ -51,8 +51,7 @@ def heads_before_later(script: ScriptDirectory, revision: str) -> list[str]:
     history up to the merge."""
     from workbook import manifest
 
-    order = [p.revision for p in manifest.revisions()]
-    later = set(order[order.index(revision) + 1:])
+    later = set(manifest.after(revision))
     ours = [s for s in script.walk_revisions() if s.revision not in later]
     parents = {p for s in ours for p in (s.down_revision if isinstance(s.down_revision, tuple) else (s.down_revision,))}
     return sorted(s.revision for s in ours if s.revision not in parents)
