@@ -74,6 +74,31 @@ def test_a_backfill_in_one_transaction_holds_the_application_up(tmp_path):
     assert "same transaction" in text
 
 
+def test_a_wait_the_applications_statement_timeout_ends_is_no_error_of_the_deploy(monkeypatch):
+    """How long the one-transaction backfill holds the applications up depends on the machine and
+    the scale: at the learning scale, beside other work, past their statement_timeout. The wait
+    is judged by the lock behind it (no_read_under_lock, writes_in_batches), never as an error."""
+    import time
+
+    from workbook import app, db, manifest, templates
+
+    monkeypatch.setattr(app, "STATEMENT_TIMEOUT_MS", 200)
+    ex = manifest.get("07")
+    with templates.scratch(ex.start, base.replay_scale(ex)) as database:
+        eng = db.engine(database)
+        try:
+            with eng.connect() as holder:
+                holder.exec_driver_sql("LOCK TABLE finding IN ACCESS EXCLUSIVE MODE")
+                application = app.App(db.libpq_url(eng.url), "old", "title", [1, 2, 3], limit=3).start()
+                time.sleep(1.0)
+                application.stop()
+                holder.rollback()
+        finally:
+            eng.dispose()
+    result = application.result()
+    assert result["errors"] == 0 and result["timeouts"] >= 1 and result["first_error"] is None, result
+
+
 def test_batches_of_fifty_thousand_rows_that_each_commit_pass(tmp_path):
     """Such a backfill passed or failed on the machine's load while a 2 s wait decided; now the server's facts do."""
     report = check(tmp_path, EXPAND.replace("BATCH = 20_000", "BATCH = 50_000"))
