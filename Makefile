@@ -42,8 +42,10 @@ lab: db notebook-filter
 # LAYERS picks test layers by marker (tests/conftest.py): unit, db, full; empty runs them all.
 # JOBS: pytest-xdist workers for the unit and db layers, each a learner of its own
 # (tests/conftest.py); the Docker server has one learner database, so one process there.
-# Then, in one process, the tests marked serial (short deadlines, server-wide state) and the
-# full layer; the scale-equivalence test reads the first pass's verdicts from $$log.
+# Their learners' databases are at the proof scale 0.1 too (WORKBOOK_SCALE): the same template
+# chain the checks copy, so no worker seeds a million findings; the learning scale is the full
+# layer's. Then, in one process, the tests marked serial (short deadlines, server-wide state)
+# and the full layer; the scale-equivalence test reads the first pass's verdicts from $$log.
 # pytest's exit status 5 is "no test selected" (LAYERS=unit has no serial test): not a failure.
 LAYERS ?=
 NPROC := $(shell nproc 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null || echo 1)
@@ -52,7 +54,7 @@ ONLY = $(if $(strip $(LAYERS)),($(LAYERS)) and ,)
 test: db
 	@log="$$(mktemp)"; trap 'rm -f "$$log"' EXIT; export WORKBOOK_TRACK=solutions; \
 	set -x; \
-	WORKBOOK_VERDICT_LOG="$$log" $(BIN)/pytest -n $(if $(filter 1,$(JOBS)),0,$(JOBS)) \
+	WORKBOOK_SCALE="$${WORKBOOK_SCALE:-0.1}" WORKBOOK_VERDICT_LOG="$$log" $(BIN)/pytest -n $(if $(filter 1,$(JOBS)),0,$(JOBS)) \
 	  -m "$(ONLY)not full and not serial" tests; workers=$$?; \
 	WORKBOOK_PROOF_VERDICTS="$$log" $(BIN)/pytest -m "$(ONLY)(full or serial)" \
 	  tests --nbval-lax --nbval-current-env notebooks; alone=$$?; \

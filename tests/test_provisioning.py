@@ -7,7 +7,8 @@ import sys
 import pytest
 import sqlalchemy as sa
 
-from workbook import config, db, manifest, templates
+from workbook import config, db, manifest, seed, templates
+from workbook.config import settings
 from workbook.db.external import normalise
 from workbook.errors import WorkbookError
 
@@ -99,7 +100,7 @@ def test_reset_recovers_a_broken_database():
     templates.reset(ex)  # the notebook kernel may still hold a session: reset drops it anyway
     with eng.connect() as conn:
         assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "ex01_add_index"
-        assert conn.execute(sa.text("SELECT count(*) FROM lead")).scalar_one() == 100_000
+        assert conn.execute(sa.text("SELECT count(*) FROM lead")).scalar_one() == seed.sizes(settings().scale)["lead"]
         assert conn.execute(sa.text("SELECT count(*) FROM pg_class WHERE relname = 'ix_bad'")).scalar_one() == 0
     eng.dispose()
 
