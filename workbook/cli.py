@@ -5,6 +5,7 @@ import argparse
 import os
 import subprocess
 import sys
+import time
 
 from workbook.errors import WorkbookError
 
@@ -188,9 +189,10 @@ def cmd_check(args) -> int:
     from workbook.checks import base
 
     try:
+        began = time.monotonic()
         with progress.shown(f"checking exercise {args.exercise}", "none" if args.json else "terminal"):
             result = base.check(args.exercise)
-        verdicts.keep(result)
+        verdicts.keep(result, time.monotonic() - began)
     except WorkbookError as err:
         result = base.error_report(args.exercise, err)
     print(report.as_json(result) if args.json else report.as_text(result))
@@ -252,8 +254,11 @@ class _Checks:
         self.shown = progress.shown("checking")
         self.shown.__enter__()  # first: the checks' starts are what it shows
         self.pool = ThreadPoolExecutor(self.AT_ONCE)
-        # Longest first (the manifest's deadline says which), so no long check starts last alone.
-        by_length = sorted(self.exercises, key=lambda ex: -ex.deadline)
+        # Longest first, so no long check starts last alone: by how long each took last time, or
+        # else by the manifest's deadline (a tenth of it: a check mostly takes far less).
+        from workbook import verdicts
+
+        by_length = sorted(self.exercises, key=lambda ex: -(verdicts.last_seconds(ex) or ex.deadline / 10))
         stubs = [ex for ex in by_length if _stub(ex)]
         self.futures = {ex.id: self.pool.submit(self._one, ex) for ex in by_length if ex not in stubs}
         for ex in stubs:

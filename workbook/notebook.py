@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 from workbook import db, hints, manifest, migrate, progress, report, templates, verdicts
@@ -124,9 +125,10 @@ def check(name: str) -> None:
     Returns nothing, so the cell shows the checklist and not the Report's repr under it.
     """
     try:
+        began = time.monotonic()
         with progress.shown(f"checking exercise {name}", "notebook" if _in_kernel() else "terminal"):
             result = base.check(name)
-        verdicts.keep(result)
+        verdicts.keep(result, time.monotonic() - began)
     except base.WorkbookError as err:
         result = base.error_report(name, err)
     _show(result)

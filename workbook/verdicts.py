@@ -155,11 +155,12 @@ def recall(ex: manifest.Exercise, track_dir: Path | None = None) -> dict | None:
     return found if found and found.get("key") == key(ex, track_dir) else None
 
 
-def remember(ex: manifest.Exercise, status: str, track_dir: Path | None = None, why: str = "") -> None:
-    """Keep a verdict; `why` is reason(report) for a failed one."""
+def remember(ex: manifest.Exercise, status: str, track_dir: Path | None = None, why: str = "",
+             seconds: float | None = None) -> None:
+    """Keep a verdict; `why` is reason(report) for a failed one, `seconds` how long the check took."""
     if status == ERROR:
         return
-    entry = {"key": key(ex, track_dir), "status": status, "reason": why, "at": time.time()}
+    entry = {"key": key(ex, track_dir), "status": status, "reason": why, "at": time.time(), "seconds": seconds}
     path = _store()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -176,10 +177,15 @@ def remember(ex: manifest.Exercise, status: str, track_dir: Path | None = None, 
         pass  # a cache that cannot be written only costs time
 
 
-def keep(report) -> None:
-    """What follows every verdict, from the CLI, a notebook or progress: remembered here, and
-    recorded in the room when there is one."""
+def keep(report, seconds: float | None = None) -> None:
+    """What follows every verdict, from the CLI, a notebook or progress: remembered here (with how
+    long the check took), and recorded in the room when there is one."""
     from workbook import classroom
 
-    remember(manifest.get(report.exercise), report.status, why=reason(report))
+    remember(manifest.get(report.exercise), report.status, why=reason(report), seconds=seconds)
     classroom.record(report)
+
+
+def last_seconds(ex: manifest.Exercise) -> float | None:
+    """How long this exercise's last remembered check took, whatever its inputs were then."""
+    return (_load().get(_entry(ex, None)) or {}).get("seconds")
