@@ -129,21 +129,9 @@ def _gather(exercise_id: str, track_dir: str, databases: list[str], deadline: fl
     from workbook import manifest
     from workbook.checks import base
 
-    # The learner's env.py needs the models (SQLAlchemy's ORM: a few tenths of a second to import):
-    # imported meanwhile, while the check's first statements keep the server busy. A failure is
-    # left for env.py's own import to report.
-    threading.Thread(target=_import_quietly, args=("workbook.models",), daemon=True).start()
-
     ex = manifest.get(exercise_id)
     module = importlib.import_module(ex.check)
     replay = base.Replay(ex, Path(track_dir), databases[0], getattr(module, "explain", None),
                          statement_timeout=deadline + 5,  # a backstop should the kill not reach the server
                          others=tuple(databases[1:]))
     return module.gather(replay)
-
-
-def _import_quietly(name: str) -> None:
-    try:
-        importlib.import_module(name)
-    except Exception:
-        pass
