@@ -410,6 +410,12 @@ class _Copies:
     def __init__(self, ex: Exercise, early: bool):
         self.ex, self.box, self.thread = ex, {}, None
         if early:
+            # The server's modules are imported here, not in the thread beside preflight's own
+            # imports: two threads importing one package can meet it half initialised.
+            try:
+                db.ensure_ready()
+            except WorkbookError:
+                return  # said again where the replay needs the server, after preflight
             self.thread = threading.Thread(target=self._make, daemon=True)
             self.thread.start()
 
