@@ -463,7 +463,9 @@ def pg_dump_schema(database: str) -> str:
     found = next((c for c in candidates if c and Path(c).exists() and major(c) == server), None)
     if found is None:
         return f"No pg_dump of PostgreSQL {server} is installed here."
-    done = subprocess.run([found, "--schema-only", "--no-owner", "--no-privileges", "-d", db.libpq_url(db.url(database))],
+    from workbook import backup
+
+    done = subprocess.run([found, "--schema-only", "--no-owner", "--no-privileges", "-d", backup.conninfo(database)],
                           capture_output=True, text=True, timeout=60)
     if done.returncode:
         return f"pg_dump failed: {done.stderr.strip()}"
