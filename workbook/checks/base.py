@@ -450,6 +450,10 @@ class _Copies:
             made.__exit__(None, None, None)
 
 
+def _reporter(ex: Exercise, path: Path) -> Callable[[str, list], Report]:
+    return lambda status, results: Report(ex.id, ex.title, status, results, relative(path))
+
+
 def replay_scale(ex: Exercise) -> float:
     """The data scale `ex`'s check replays at: its module's PROOF_SCALE, or WORKBOOK_PROOF_SCALE."""
     return proof_scale(importlib.import_module(ex.check).PROOF_SCALE)
@@ -460,7 +464,7 @@ def unplayed(ex: Exercise, track_dir: Path) -> Report | None:
     the history (FAILED), or the untouched stub (NOT ATTEMPTED). None when the answer must be replayed."""
     module = importlib.import_module(ex.check)
     path = ex.path(track_dir)
-    report = lambda status, results: Report(ex.id, ex.title, status, results, relative(path))  # noqa: E731
+    report = _reporter(ex, path)
     problem = next(filter(None, (preflight(part, track_dir) for part in ex.parts())), None)
     if problem:
         return report(FAILED, [Result("loads", "The file loads and fits the revision history.", True,
@@ -484,7 +488,7 @@ def check(name: str, track_dir: Path | str | None = None, deadline: float | None
     track_dir = Path(track_dir) if track_dir else settings().track_dir
     module = importlib.import_module(ex.check)
     path = ex.path(track_dir)
-    report = lambda status, results: Report(ex.id, ex.title, status, results, relative(path))  # noqa: E731
+    report = _reporter(ex, path)
 
     copies = _Copies(ex, _copy_early(module, path))
     try:
@@ -497,14 +501,15 @@ def check(name: str, track_dir: Path | str | None = None, deadline: float | None
             with admission.admitted(phase), \
                     copies.made() as databases:
                 outcome = runner.gather(ex, track_dir, databases, limit)
-            copies.close()
         except WorkbookError as err:  # db.explained keeps the server's own error as the context
             if err.__context__ is None or not server_trouble(err.__context__) or unreachable(err.__context__):
                 raise  # a server that is not there is no busy one: its message says what to do
             return report(ERROR, _not_judged(busy_message(first_line(err.__context__)), module))
     finally:
-        with contextlib.suppress(WorkbookError):  # a verdict without a replay needs no server
-            copies.close()  # an early copy nobody used; one left behind is swept (templates.sweep)
+        # Early copies, used or not, go here; a verdict without a replay needs no server, and a
+        # copy a busy server could not drop is swept later (templates.sweep).
+        with contextlib.suppress(WorkbookError):
+            copies.close()
 
     if outcome.evidence is None:
         status, first = _no_evidence(outcome, limit)
