@@ -185,18 +185,27 @@ def cmd_reset(args) -> int:
 
 
 def cmd_check(args) -> int:
-    from workbook import progress, report, verdicts
+    from workbook import report
+    from workbook.checks import base
+
+    result = _checked(args.exercise, "none" if args.json else "terminal")
+    print(report.as_json(result) if args.json else report.as_text(result))
+    return {base.PASSED: 0, base.ERROR: 2}.get(result.status, 1)
+
+
+def _checked(exercise: str, where: str):
+    """One check's Report, remembered and recorded (verdicts.keep), or ERROR if it could not run."""
+    from workbook import progress, verdicts
     from workbook.checks import base
 
     try:
         began = time.monotonic()
-        with progress.shown(f"checking exercise {args.exercise}", "none" if args.json else "terminal"):
-            result = base.check(args.exercise)
+        with progress.shown(f"checking exercise {exercise}", where):
+            result = base.check(exercise)
         verdicts.keep(result, time.monotonic() - began)
     except WorkbookError as err:
-        result = base.error_report(args.exercise, err)
-    print(report.as_json(result) if args.json else report.as_text(result))
-    return {base.PASSED: 0, base.ERROR: 2}.get(result.status, 1)
+        result = base.error_report(exercise, err)
+    return result
 
 
 def cmd_hint(args) -> int:
@@ -235,22 +244,33 @@ def cmd_progress(args) -> int:
 
 
 class _Checks:
-    """The checks `progress` runs, AT_ONCE at a time, each a `workbook check --json` process of its
-    own, the longest first; result(ex) waits for one. Processes, not threads: a check
-    forks its replay, and a fork beside another thread's open connections is unsafe. Each child
-    remembers its verdict (verdicts.remember locks the cache) and records it in the room.
-    An untouched stub is answered here: a process would spend half a second importing to say so."""
+    """The checks `progress` runs, AT_ONCE at a time, the longest first; result(ex) waits for one.
+    Each does what `workbook check NN --json` does, in a process of its own: a check forks its
+    replay, and a fork beside this process's threads (the progress line, the pool) is unsafe. They
+    are forked by a forkserver, a single-threaded process that imports PRELOAD once, where each
+    `workbook check` process spent half a second importing them; it resolves no setting and opens
+    no connection, so each check does both as before. Each child remembers its verdict
+    (verdicts.remember locks the cache) and records it in the room.
+    An untouched stub is answered here: it needs no replay, so no process."""
 
     AT_ONCE = 2  # two checks keep two cores busy; on a shared server admission still gives turns
+    # With each check's module: what a check or its replay imported after its start (measured).
+    PRELOAD = ["workbook.cli", "workbook.progress", "workbook.verdicts", "workbook.classroom",
+               "workbook.db.embedded", "alembic.command", "alembic.config", "alembic.migration", "logging.config"]
 
     def __init__(self, exercises):
         self.exercises, self.running = exercises, set()
 
     def __enter__(self):
+        import multiprocessing
         from concurrent.futures import ThreadPoolExecutor
+        from multiprocessing import forkserver
 
-        from workbook import progress
+        from workbook import manifest, progress
 
+        self.forks = multiprocessing.get_context("forkserver")
+        self.forks.set_forkserver_preload(self.PRELOAD + [ex.check for ex in manifest.exercises()])
+        forkserver.ensure_running()  # now: it imports while this process imports its own
         self.shown = progress.shown("checking")
         self.shown.__enter__()  # first: the checks' starts are what it shows
         self.pool = ThreadPoolExecutor(self.AT_ONCE)
@@ -300,28 +320,40 @@ class _Checks:
 
     def _one(self, ex) -> tuple[str, str]:
         """(status, the first failing criterion's message, short) of one check."""
-        import json
-
         from workbook import verdicts
         from workbook.checks import base
 
         self._say(ex.number, True)
+        receive, send = self.forks.Pipe(duplex=False)
+        child = self.forks.Process(target=_check_apart, args=(ex.id, send))
         try:
-            proc = subprocess.run([sys.executable, "-m", "workbook", "check", ex.number, "--json"],
-                                  capture_output=True, text=True)
+            child.start()
+            send.close()
+            found = receive.recv()
+        except EOFError:  # it died first
+            child.join()
+            found = f"it stopped without a verdict (exit code {child.exitcode})"
         finally:
+            receive.close()
+            child.join()
             self._say(ex.number, False)
-        try:
-            found = json.loads(proc.stdout)
-        except ValueError:
-            said = (proc.stderr.strip().splitlines() or ["it stopped without a verdict"])[-1]
+        if isinstance(found, str) or found.status == base.ERROR:
+            said = found if isinstance(found, str) else found.criteria[0].message
             print(f"  (exercise {ex.number}: {said})", file=sys.stderr)
             return base.ERROR, ""
-        if found["status"] == base.ERROR:
-            print(f"  (exercise {ex.number}: {found['criteria'][0]['message']})", file=sys.stderr)
-            return base.ERROR, ""
-        kept = verdicts.recall(ex)
-        return found["status"], (kept or {}).get("reason", "")
+        return found.status, verdicts.reason(found)
+
+
+def _check_apart(exercise: str, send) -> None:
+    """A forkserver child of progress: the check's Report, or the one line of what broke it, sent
+    back. What it or its tools write goes nowhere, as a captured process's output did."""
+    nowhere = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(nowhere, 1)
+    os.dup2(nowhere, 2)
+    try:
+        send.send(_checked(exercise, "none"))
+    except Exception as exc:  # a bug in the check: its line, as a traceback's last one said it
+        send.send(f"{type(exc).__name__}: {exc}".splitlines()[0])
 
 
 def _stub(ex) -> bool:
