@@ -266,20 +266,20 @@ class _Checks:
         from concurrent.futures import ThreadPoolExecutor
         from multiprocessing import forkserver
 
-        from workbook import manifest, progress
+        from workbook import manifest, progress, verdicts
 
+        # Longest first, so no long check starts last alone: by how long each took last time, or
+        # else by the manifest's deadline (a tenth of it: a check mostly takes far less).
+        took = verdicts.last_seconds()
+        by_length = sorted(self.exercises, key=lambda ex: -(took.get(ex.id) or ex.deadline / 10))
+        stubs = [ex for ex in by_length if _stub(ex)]
         self.forks = multiprocessing.get_context("forkserver")
         self.forks.set_forkserver_preload(self.PRELOAD + [ex.check for ex in manifest.exercises()])
-        forkserver.ensure_running()  # now: it imports while this process imports its own
+        if len(stubs) < len(by_length):
+            forkserver.ensure_running()  # now: it imports while this process imports its own
         self.shown = progress.shown("checking")
         self.shown.__enter__()  # first: the checks' starts are what it shows
         self.pool = ThreadPoolExecutor(self.AT_ONCE)
-        # Longest first, so no long check starts last alone: by how long each took last time, or
-        # else by the manifest's deadline (a tenth of it: a check mostly takes far less).
-        from workbook import verdicts
-
-        by_length = sorted(self.exercises, key=lambda ex: -(verdicts.last_seconds(ex) or ex.deadline / 10))
-        stubs = [ex for ex in by_length if _stub(ex)]
         self.futures = {ex.id: self.pool.submit(self._one, ex) for ex in by_length if ex not in stubs}
         for ex in stubs:
             self.futures[ex.id] = self._here(ex)

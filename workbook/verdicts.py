@@ -186,6 +186,9 @@ def keep(report, seconds: float | None = None) -> None:
     classroom.record(report)
 
 
-def last_seconds(ex: manifest.Exercise) -> float | None:
-    """How long this exercise's last remembered check took, whatever its inputs were then."""
-    return (_load().get(_entry(ex, None)) or {}).get("seconds")
+def last_seconds() -> dict[str, float]:
+    """How long each exercise's last remembered check in this track took, whatever its inputs
+    were then: {exercise id: seconds}, read in one go."""
+    kept = _load()
+    return {ex.id: kept[_entry(ex, None)]["seconds"] for ex in manifest.exercises()
+            if (kept.get(_entry(ex, None)) or {}).get("seconds")}
