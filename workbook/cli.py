@@ -337,6 +337,8 @@ class _Checks:
             receive.close()
             child.join()
             self._say(ex.number, False)
+        if child.exitcode == INTERRUPTED:  # Ctrl-C: the learner knows why; the table is not shown
+            return base.ERROR, ""
         if isinstance(found, str) or found.status == base.ERROR:
             said = found if isinstance(found, str) else found.criteria[0].message
             print(f"  (exercise {ex.number}: {said})", file=sys.stderr)
@@ -354,6 +356,11 @@ def _check_apart(exercise: str, send) -> None:
         send.send(_checked(exercise, "none"))
     except Exception as exc:  # a bug in the check: its line, as a traceback's last one said it
         send.send(f"{type(exc).__name__}: {exc}".splitlines()[0])
+    except KeyboardInterrupt:  # the check dropped its copies on the way here
+        sys.exit(INTERRUPTED)
+
+
+INTERRUPTED = 130  # a progress child's exit code after Ctrl-C, as a shell gives it
 
 
 def _stub(ex) -> bool:
