@@ -1,11 +1,16 @@
 """The verdict cache of `workbook progress`, and the phases a long check announces."""
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
+
+import pytest
 
 from workbook import manifest, progress, verdicts
 from workbook.checks import base
@@ -194,3 +199,43 @@ def test_the_cache_key_follows_the_workbooks_code(tmp_path, monkeypatch):
             before = after
     finally:
         verdicts.code.cache_clear()
+
+
+def in_session(sid: int) -> list[str]:
+    """The command lines of the processes still in session `sid` (Linux's /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[3]) == sid:  # after pid and (comm): state, ppid, pgrp, session
+                found.append((stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+        except (OSError, IndexError, ValueError):
+            continue  # it ended while we read
+    return found
+
+
+def test_ctrl_c_stops_progress_and_every_check_it_started(tmp_path):
+    """A terminal's Ctrl-C reaches progress, its forkserver and the checks forked from it: all stop,
+    nothing more is said about the stopped checks, and no process of theirs stays behind."""
+    if not Path("/proc/self/stat").exists():
+        pytest.skip("reads the processes from Linux's /proc")
+    track = make_track(tmp_path)
+    proc = subprocess.Popen([sys.executable, "-m", "workbook", "progress", "--fresh"], cwd=ROOT,
+                            env={**os.environ, "WORKBOOK_TRACK": str(track)}, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        waited = time.monotonic()  # until a check runs: the forkserver and a child it forked
+        while sum("forkserver" in c for c in in_session(proc.pid)) < 2 and proc.poll() is None:
+            assert time.monotonic() - waited < 120, "no check started within two minutes"
+            time.sleep(0.1)
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, out + err
+    assert "(exercise" not in err, err
+    waited = time.monotonic()
+    while in_session(proc.pid) and time.monotonic() - waited < 30:
+        time.sleep(0.1)  # the forkserver leaves once progress has gone
+    assert in_session(proc.pid) == []
