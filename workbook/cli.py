@@ -246,10 +246,10 @@ def cmd_progress(args) -> int:
 class _Checks:
     """The checks `progress` runs, AT_ONCE at a time, the longest first; result(ex) waits for one.
     Each does what `workbook check NN --json` does, in a process of its own: a check forks its
-    replay, and a fork beside this process's threads (the progress line, the pool) is unsafe. They
-    are forked by a forkserver, a single-threaded process that imports PRELOAD once, where each
-    `workbook check` process spent half a second importing them; it resolves no setting and opens
-    no connection, so each check does both as before. Each child remembers its verdict
+    replay, and a fork beside this process's threads (the progress line, the pool) is unsafe. On
+    Linux (STARTS) they are forked by a forkserver, a single-threaded process that imports PRELOAD
+    once, where each `workbook check` process spent half a second importing them; it resolves no
+    setting and opens no connection, so each check does both as before. Each child remembers its verdict
     (verdicts.remember locks the cache) and records it in the room.
     An untouched stub is answered here: it needs no replay, so no process."""
 
@@ -273,10 +273,11 @@ class _Checks:
         took = verdicts.last_seconds()
         by_length = sorted(self.exercises, key=lambda ex: -(took.get(ex.id) or ex.deadline / 10))
         stubs = [ex for ex in by_length if _stub(ex)]
-        self.forks = multiprocessing.get_context("forkserver")
-        self.forks.set_forkserver_preload(self.PRELOAD + [ex.check for ex in manifest.exercises()])
-        if len(stubs) < len(by_length):
-            forkserver.ensure_running()  # now: it imports while this process imports its own
+        self.forks = multiprocessing.get_context(STARTS)
+        if STARTS == "forkserver":
+            self.forks.set_forkserver_preload(self.PRELOAD + [ex.check for ex in manifest.exercises()])
+            if len(stubs) < len(by_length):
+                forkserver.ensure_running()  # now: it imports while this process imports its own
         self.shown = progress.shown("checking")
         self.shown.__enter__()  # first: the checks' starts are what it shows
         self.pool = ThreadPoolExecutor(self.AT_ONCE)
@@ -361,6 +362,9 @@ def _check_apart(exercise: str, send) -> None:
 
 
 INTERRUPTED = 130  # a progress child's exit code after Ctrl-C, as a shell gives it
+# How progress starts its checks: forked from a forkserver on Linux; elsewhere (macOS) each starts
+# afresh, since a fork beside the system's frameworks is unsafe there (runner's replay spawns too).
+STARTS = "forkserver" if sys.platform.startswith("linux") else "spawn"
 
 
 def _stub(ex) -> bool:
