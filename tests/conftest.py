@@ -264,13 +264,25 @@ def only_failures(report: base.Report) -> set[str]:
 
 
 def scratch_left() -> list[str]:
-    """This learner's scratch copies that still exist, and backends still connected to them."""
+    """This learner's scratch copies that still exist, and backends still connected to them, but
+    for those another live process of the same learner is using (the learning-scale run's other
+    process, a notebook's check): its copies are in flight, not left behind."""
     from workbook import db, marks, templates
 
+    key, who = templates.prefix(), templates.learner()
+
+    def in_flight(name: str, m: dict | None) -> bool:
+        if m:
+            return m.get("kind") == "scratch" and m.get("pid") != os.getpid() and not marks.abandoned(m)
+        made = marks.scratch_maker(name, who)
+        return made is not None and made[1] != os.getpid() and not marks.unmarked_scratch_abandoned(name, who)
+
     with db.admin() as conn:
-        names = [n for n, m in marks.databases(conn).items()
-                 if m and m.get("kind") == "scratch" and m.get("learner") == templates.prefix()]
+        found = marks.databases(conn)
+        others = {n for n, m in found.items() if in_flight(n, m)}
+        names = [n for n, m in found.items()
+                 if m and m.get("kind") == "scratch" and m.get("learner") == key and n not in others]
         names += [f"backend {pid} in {d}" for pid, d in conn.execute(
             "SELECT pid, datname FROM pg_stat_activity WHERE starts_with(datname, %s)",
-            (templates.prefix() + "_s",))]
+            (key + "_s",)) if d not in others]
     return names

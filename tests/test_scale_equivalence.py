@@ -33,26 +33,60 @@ def copies(path) -> int:
 EXERCISE_TESTS = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests").glob("test_ex*.py") if copies(p))
 
 
-def started(scale: str, log: Path, tests) -> subprocess.Popen:
-    """`tests` in a process of their own with WORKBOOK_PROOF_SCALE=scale, their verdicts to `log`."""
+# A check at the learning scale keeps about one core busy (measured alone on 2 cores: 43 % of
+# them over the whole run), so the tests run in two processes, as one learner (as progress runs
+# two checks at once), each given whole files. More would add learning-scale copies, not speed, on 2.
+PROCESSES = 2
+
+
+def shares(tests) -> list[list[str]]:
+    """`tests` dealt into PROCESSES groups of whole files, the heaviest file first to the lightest
+    group; a file weighs its tests times its exercise's deadline (what progress orders by)."""
+    files: dict[str, list[str]] = {}
+    for t in tests:
+        files.setdefault(t.split("::")[0], []).append(t)
+    weight = {f: len(ts) * manifest.get(Path(f).name.split("_")[1][2:]).deadline for f, ts in files.items()}
+    groups: list[list[str]] = [[] for _ in range(PROCESSES)]
+    load = [0.0] * PROCESSES
+    for f in sorted(files, key=lambda f: -weight[f]):
+        i = load.index(min(load))
+        groups[i] += files[f]
+        load[i] += weight[f]
+    return [g for g in groups if g]
+
+
+def started(scale: str, log: Path, tests) -> list[subprocess.Popen]:
+    """`tests` in processes of their own (shares) with WORKBOOK_PROOF_SCALE=scale, their verdicts
+    appended to `log` (one write each), each process's output beside it."""
     env = {**os.environ, "WORKBOOK_PROOF_SCALE": scale, "WORKBOOK_VERDICT_LOG": str(log)}
-    with open(log.with_suffix(".out"), "w") as out:
-        return subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests],
-                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
+    procs = []
+    for i, share in enumerate(shares(tests)):
+        with open(log.with_suffix(f".{i}.out"), "w") as out:
+            procs.append(subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *share],
+                                          cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, text=True))
+    return procs
 
 
-def verdicts_of(proc: subprocess.Popen, log: Path) -> dict[str, list[dict]]:
+def verdicts_of(procs: list[subprocess.Popen], log: Path) -> dict[str, list[dict]]:
     try:
-        proc.wait(timeout=3 * 3600)
+        for proc in procs:
+            proc.wait(timeout=3 * 3600)
     finally:
-        proc.kill()
-    said = log.with_suffix(".out").read_text()
-    assert proc.returncode == 0, f"the exercise tests at {proc.args} failed:\n{said[-4000:]}"
+        stop(procs)
+    for i, proc in enumerate(procs):
+        said = log.with_suffix(f".{i}.out").read_text()
+        assert proc.returncode == 0, f"the exercise tests at {proc.args} failed:\n{said[-4000:]}"
     found: dict[str, list[dict]] = {}
     for line in log.read_text().splitlines() if log.exists() else []:
         v = json.loads(line)
         found.setdefault(v.pop("test"), []).append(v)
     return found
+
+
+def stop(procs: list[subprocess.Popen]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
 
 
 def replayed(verdicts: list[dict]) -> bool:
@@ -82,19 +116,18 @@ def start_early() -> None:
     proof = logged_proof()
     if proof:
         log = Path(tempfile.mkdtemp(prefix="workbook-learning-")) / "learning.jsonl"
-        EARLY.update(proof=proof, log=log, proc=started("learning", log, sorted(proof)))
+        EARLY.update(proof=proof, log=log, procs=started("learning", log, sorted(proof)))
 
 
 def stop_early() -> None:
-    if "proc" in EARLY and EARLY["proc"].poll() is None:
-        EARLY["proc"].kill()
+    stop(EARLY.get("procs", []))
 
 
 def test_every_verdict_is_the_same_at_the_proof_and_the_learning_scale(tmp_path):
     # Only the tests that gave a verdict after a replay run again, at the learning scale: early
     # (start_early) when this run already has their proof-scale verdicts; otherwise both scales here.
-    if "proc" in EARLY:
-        proof, learning = EARLY["proof"], verdicts_of(EARLY["proc"], EARLY["log"])
+    if "procs" in EARLY:
+        proof, learning = EARLY["proof"], verdicts_of(EARLY["procs"], EARLY["log"])
         shutil.rmtree(EARLY["log"].parent, ignore_errors=True)
     else:
         proof = logged_proof()
