@@ -293,7 +293,12 @@ class _Checks:
         self.shown.__exit__(*exc)
 
     def result(self, ex) -> tuple[str, str]:
-        return self.futures[ex.id].result()
+        """(status, the first failing criterion's message, short); why a check could not run is
+        said here, in the main thread, as its row comes: after a Ctrl-C nothing more is said."""
+        status, why, aside = self.futures[ex.id].result()
+        if aside:
+            print(f"  (exercise {ex.number}: {aside})", file=sys.stderr)
+        return status, why
 
     def _say(self, number: str, started: bool) -> None:
         from workbook.checks import base
@@ -316,11 +321,11 @@ class _Checks:
             return self.pool.submit(self._one, ex)
         verdicts.keep(found)
         done = Future()
-        done.set_result((found.status, verdicts.reason(found)))
+        done.set_result((found.status, verdicts.reason(found), ""))
         return done
 
-    def _one(self, ex) -> tuple[str, str]:
-        """(status, the first failing criterion's message, short) of one check."""
+    def _one(self, ex) -> tuple[str, str, str]:
+        """(status, the first failing criterion's message, short, why it could not run) of one check."""
         from workbook import verdicts
         from workbook.checks import base
 
@@ -338,13 +343,9 @@ class _Checks:
             receive.close()
             child.join()
             self._say(ex.number, False)
-        if child.exitcode == INTERRUPTED:  # Ctrl-C: the learner knows why; the table is not shown
-            return base.ERROR, ""
         if isinstance(found, str) or found.status == base.ERROR:
-            said = found if isinstance(found, str) else found.criteria[0].message
-            print(f"  (exercise {ex.number}: {said})", file=sys.stderr)
-            return base.ERROR, ""
-        return found.status, verdicts.reason(found)
+            return base.ERROR, "", found if isinstance(found, str) else found.criteria[0].message
+        return found.status, verdicts.reason(found), ""
 
 
 def _check_apart(exercise: str, send) -> None:
@@ -357,11 +358,8 @@ def _check_apart(exercise: str, send) -> None:
         send.send(_checked(exercise, "none"))
     except Exception as exc:  # a bug in the check: its line, as a traceback's last one said it
         send.send(f"{type(exc).__name__}: {exc}".splitlines()[0])
-    except KeyboardInterrupt:  # the check dropped its copies on the way here
-        sys.exit(INTERRUPTED)
 
 
-INTERRUPTED = 130  # a progress child's exit code after Ctrl-C, as a shell gives it
 # How progress starts its checks: forked from a forkserver on Linux; elsewhere (macOS) each starts
 # afresh, since a fork beside the system's frameworks is unsafe there (runner's replay spawns too).
 STARTS = "forkserver" if sys.platform.startswith("linux") else "spawn"
