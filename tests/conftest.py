@@ -271,15 +271,9 @@ def scratch_left() -> list[str]:
 
     key, who = templates.prefix(), templates.learner()
 
-    def in_flight(name: str, m: dict | None) -> bool:
-        if m:
-            return m.get("kind") == "scratch" and m.get("pid") != os.getpid() and not marks.abandoned(m)
-        made = marks.scratch_maker(name, who)
-        return made is not None and made[1] != os.getpid() and not marks.unmarked_scratch_abandoned(name, who)
-
     with db.admin() as conn:
         found = marks.databases(conn)
-        others = {n for n, m in found.items() if in_flight(n, m)}
+        others = {n for n, m in found.items() if marks.in_flight_elsewhere(n, m, who)}
         names = [n for n, m in found.items()
                  if m and m.get("kind") == "scratch" and m.get("learner") == key and n not in others]
         names += [f"backend {pid} in {d}" for pid, d in conn.execute(

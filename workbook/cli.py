@@ -337,12 +337,13 @@ class _Checks:
             send.close()
             found = receive.recv()
         except EOFError:  # it died first
-            child.join()
-            found = f"it stopped without a verdict (exit code {child.exitcode})"
+            found = None
         finally:
             receive.close()
             child.join()
             self._say(ex.number, False)
+        if found is None:
+            found = f"it stopped without a verdict (exit code {child.exitcode})"
         if isinstance(found, str) or found.status == base.ERROR:
             return base.ERROR, "", found if isinstance(found, str) else found.criteria[0].message
         return found.status, verdicts.reason(found), ""

@@ -91,6 +91,15 @@ def unmarked_scratch_abandoned(name: str, learner: str) -> bool:
     return maker is not None and maker[0] == host_id()[:6] and not _alive(maker[1])
 
 
+def in_flight_elsewhere(name: str, m: dict | None, learner: str) -> bool:
+    """A scratch copy of `learner` that another live process (not this one) is using, by its
+    mark, or for a copy not yet marked, by the maker its name carries."""
+    if m:
+        return m.get("kind") == "scratch" and m.get("pid") != os.getpid() and not abandoned(m)
+    made = scratch_maker(name, learner)
+    return made is not None and made[1] != os.getpid() and not unmarked_scratch_abandoned(name, learner)
+
+
 def mark(conn: Connection, database: str, kind: str, **facts) -> None:
     text = MARK + json.dumps({"kind": kind, **facts}, sort_keys=True)
     conn.execute(f"COMMENT ON DATABASE {q(database)} IS {literal(text)}")

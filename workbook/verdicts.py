@@ -190,5 +190,5 @@ def last_seconds() -> dict[str, float]:
     """How long each exercise's last remembered check in this track took, whatever its inputs
     were then: {exercise id: seconds}, read in one go."""
     kept = _load()
-    return {ex.id: kept[_entry(ex, None)]["seconds"] for ex in manifest.exercises()
-            if (kept.get(_entry(ex, None)) or {}).get("seconds")}
+    found = {ex.id: (kept.get(_entry(ex, None)) or {}).get("seconds") for ex in manifest.exercises()}
+    return {exercise: seconds for exercise, seconds in found.items() if seconds}

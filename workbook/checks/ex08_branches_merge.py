@@ -26,7 +26,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from workbook import db, manifest, migrate, models, schema
-from workbook.checks.base import (Evidence, Incorrect, Replay, Step, criterion, declared_ids, is_stub,
+from workbook.checks.base import (Evidence, Incorrect, Replay, criterion, declared_ids, is_stub,
                                   phase, relative)
 from workbook.checks.ex06_autogenerate import drift
 from workbook.manifest import ROOT
