@@ -360,11 +360,24 @@ def scratches(revision: str, n: int, scale: float | None = None) -> Iterator[lis
         for t in others:
             t.start()
         make()
-        for t in others:
-            t.join()
+        _join_through_ctrl_c(others)
         if errors:
             raise errors[0]
         yield names
+
+
+def _join_through_ctrl_c(threads: list[threading.Thread]) -> None:
+    """Wait for every thread, a Ctrl-C (KeyboardInterrupt) included, and raise it after: a copy
+    still being made when the stack unwound would be made after the stack that drops it closed."""
+    stopped = None
+    for t in threads:
+        while t.is_alive():
+            try:
+                t.join()
+            except KeyboardInterrupt as exc:
+                stopped = exc
+    if stopped:
+        raise stopped
 
 
 @contextlib.contextmanager
