@@ -46,12 +46,12 @@ def gather(r: Replay) -> Evidence:
         for stmt in BEFORE.split(";"):
             conn.execute(sa.text(stmt))
         ev.before_schema = schema.snapshot(conn)
-        ev.counts_before = counts(conn)
         conn.commit()
         ev.upgrade = r.migrate(conn, "upgrade", r.exercise.revision)
         if ev.upgrade.ok:
-            ev.counts_after = counts(conn)
-            ev.changes = changes_after_upgrade(conn, rest)
+            groups = compare(conn, rest)
+            ev.counts_before, ev.counts_after = severities(groups)
+            ev.changes = changes_after_upgrade(groups)
             ev.batches = batches(conn)
             ev.drift = drift(conn)
             conn.commit()
@@ -77,6 +77,9 @@ def compare(conn, rest: list[str]) -> list[tuple]:
     Rows that vanished have severity now = None; rows that are new have severity before = None.
     """
     now, was = (", ".join(f"{t}.{c}" for c in rest) for t in "fb")
+    # Enough memory to hash the table in one go rather than in batches on disk (measured about
+    # a fifth faster at the proof scale); LOCAL, so the learner's next step runs with their own.
+    conn.execute(sa.text("SET LOCAL work_mem = '64MB'"))
     return [tuple(r) for r in conn.execute(sa.text(f"""
         SELECT b.severity, f.severity,
                b.id IS NOT NULL AND f.id IS NOT NULL AND ({now}) IS DISTINCT FROM ({was}), count(*),
@@ -85,9 +88,21 @@ def compare(conn, rest: list[str]) -> list[tuple]:
         GROUP BY 1, 2, 3 ORDER BY 4 DESC""")).all()]
 
 
-def changes_after_upgrade(conn, rest: list[str]) -> dict:
+def severities(groups: list[tuple]) -> tuple[dict[str, int], dict[str, int]]:
+    """The severity counts before and after the upgrade, from compare's groups (what counts()
+    would say of each table, without scanning them again)."""
+    before: dict[str, int] = {}
+    after: dict[str, int] = {}
+    for was, now, _, n, _ in groups:
+        if was is not None:
+            before[was] = before.get(was, 0) + n
+        if now is not None:
+            after[now] = after.get(now, 0) + n
+    return before, after
+
+
+def changes_after_upgrade(groups: list[tuple]) -> dict:
     """Rows whose other columns changed, and rows that were not 'info' but changed severity."""
-    groups = compare(conn, rest)
     def tally(rows):
         rows = list(rows)
         return sum(r[3] for r in rows), min((r[4] for r in rows), default=None)
