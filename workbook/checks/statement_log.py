@@ -61,11 +61,15 @@ from workbook.checks.base import Replay, Step
 WRITES = {table: f"UPDATE {table} SET id = id WHERE false" for table in ("lead", "finding")}
 LARGER = 100  # a production table this many times larger than the exercise's, for the stall estimate
 
+# Asked before and after every statement: the table, then its indexes, each found through the
+# catalog's own indexes (an OR in one join scanned pg_class: 8 ms a time, against 0.3).
 _READ = """
-    SELECT t.relname, r.relname, r.oid = t.oid,
-           pg_stat_get_tuples_returned(r.oid) + pg_stat_get_xact_tuples_returned(r.oid)
+    SELECT t.relname, t.relname, true, pg_stat_get_tuples_returned(t.oid) + pg_stat_get_xact_tuples_returned(t.oid)
     FROM pg_class t
-    JOIN pg_class r ON r.oid = t.oid OR r.oid IN (SELECT indexrelid FROM pg_index WHERE indrelid = t.oid)
+    WHERE t.relname = ANY(%s) AND t.relkind IN ('r', 'p') AND pg_table_is_visible(t.oid)
+    UNION ALL
+    SELECT t.relname, r.relname, false, pg_stat_get_tuples_returned(r.oid) + pg_stat_get_xact_tuples_returned(r.oid)
+    FROM pg_class t JOIN pg_index x ON x.indrelid = t.oid JOIN pg_class r ON r.oid = x.indexrelid
     WHERE t.relname = ANY(%s) AND t.relkind IN ('r', 'p') AND pg_table_is_visible(t.oid)"""
 _OWN = """
     SELECT c.relname, l.mode FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
@@ -149,7 +153,7 @@ def replay(r: Replay, mig, writer, watcher, verb: str, target: str,
         held = set(query(_OWN, busy))
         write(held)
         [(lock_timeout, statement_timeout)], read, catalog = queries(
-            (_TIMEOUTS,), (_READ, tables), (_CATALOG, tables, tables, tables))
+            (_TIMEOUTS,), (_READ, tables, tables), (_CATALOG, tables, tables, tables))
         log.append({"sql": " ".join(statement.split()), "read_before": counted(read), "held_before": held,
                     "locks": set(held), "waited": set(), "catalog": set(catalog),
                     "notices": [], "read": {}, "read_via": {}, "changes": [], "gone": [],
@@ -160,7 +164,7 @@ def replay(r: Replay, mig, writer, watcher, verb: str, target: str,
         entry = log[-1]
         entry["ms"] = (time.perf_counter() - entry.pop("start")) * 1000
         own, timeouts, read, catalog = queries(
-            (_OWN, busy), (_TIMEOUTS,), (_READ, tables), (_CATALOG, tables, tables, tables))
+            (_OWN, busy), (_TIMEOUTS,), (_READ, tables, tables), (_CATALOG, tables, tables, tables))
         entry["locks"] |= set(own)
         entry["lock_timeout_after"] = timeouts[0][0]
         _reads(entry, entry.pop("read_before"), counted(read))
